@@ -1,0 +1,1 @@
+"""The Pyomo backend: IR + data -> ``pyomo.environ.ConcreteModel`` -> solver."""

@@ -1,0 +1,347 @@
+"""Compile a bound :class:`~mechdsl.ir.nodes.Problem` into a Pyomo ``ConcreteModel``.
+
+Stage: ``(Problem, Instance, env) -> CompiledModel``.  Components are named
+after the spec (``model.IC``, ``model.x``), indexed by the spec's index tuples,
+so ``model.pprint()`` reads like the spec.  ``min``/``max`` terms are replaced
+by an epigraph or hypograph variable where that is exact (a ``min`` whose
+growth helps the model, e.g. ``M*min(0, g)`` in a maximised objective, 000 eq.
+12); elsewhere they are smoothed, ``(a + b ± sqrt((a - b)^2 + mu^2))/2``, the
+model is an NLP, and the solver runs a continuation in mu down to 1e-9.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import pyomo.environ as pyo
+from pyomo.core.expr.numvalue import is_constant, value as pyo_value
+from pyomo.core.util import quicksum
+
+from mechdsl.errors import MechError, SolveError
+from mechdsl.evaluate import EvalError, Evaluator, Target, canon
+from mechdsl.ir import nodes as ir
+
+_DOMAINS = {"real": pyo.Reals, "nonnegative": pyo.NonNegativeReals, "binary": pyo.Binary,
+            "integer": pyo.Integers}
+
+
+#: Smoothing schedule for min/max terms that cannot be linearised exactly.  The
+#: NLP is solved for each mu in turn, warm-started; the last value makes the
+#: smoothed term exact to within mu/2 = 5e-10, far below verification tolerances.
+#: Large mu gives IPOPT a gradient out of flat regions such as max(0, g) with
+#: g < 0, where the exact term has none.
+SMOOTHING_SCHEDULE = (1.0, 1e-1, 1e-2, 1e-4, 1e-6)
+SMOOTHING_FINAL = 1e-9
+
+
+class UnsupportedError(MechError):
+    """The spec uses a construct this backend cannot compile yet."""
+
+
+class PyomoTarget(Target):
+    """Evaluate IR templates into Pyomo expressions."""
+
+    numeric = False
+
+    def __init__(self, model: pyo.ConcreteModel, var_components: dict, label: str = ""):
+        self.model = model
+        self.vars = var_components
+        self.label = label
+        self.linearized = 0
+        self.smoothed = 0
+
+    def var(self, name, key):
+        comp = self.vars[name]
+        if not key:
+            return comp
+        k = key[0] if len(key) == 1 else key
+        try:
+            return comp[k]
+        except KeyError:
+            raise EvalError(f"{name}[{','.join(map(str, key))}] is outside the index set of var '{name}'") from None
+
+    @staticmethod
+    def _num(x):
+        return isinstance(x, (int, float))
+
+    def sqrt(self, x):
+        return Target.sqrt(self, x) if self._num(x) else pyo.sqrt(x)
+
+    def log(self, x):
+        return Target.log(self, x) if self._num(x) else pyo.log(x)
+
+    def exp(self, x):
+        return Target.exp(self, x) if self._num(x) else pyo.exp(x)
+
+    def abs(self, x):
+        return abs(x) if self._num(x) else abs(x)
+
+    def pow(self, b, e):
+        if self._num(b) and self._num(e):
+            return Target.pow(self, b, e)
+        return b ** e
+
+    def sum(self, values):
+        if all(self._num(v) for v in values):
+            return math.fsum(values) if values else 0
+        return quicksum(values)
+
+    def _aux(self, args, upper: bool):
+        """A fresh variable z with z <= args (upper) or z >= args."""
+        m = self.model
+        if not hasattr(m, "minmax_aux"):
+            m.minmax_aux = pyo.VarList()
+            m.minmax_aux_def = pyo.ConstraintList()
+        z = m.minmax_aux.add()
+        for a in args:
+            m.minmax_aux_def.add(z <= a if upper else z >= a)
+        self.linearized += 1
+        return z
+
+    def _mu(self):
+        m = self.model
+        if not hasattr(m, "smoothing_mu"):
+            m.smoothing_mu = pyo.Param(mutable=True, initialize=SMOOTHING_FINAL, within=pyo.NonNegativeReals,
+                                       doc="smoothing of nonsmooth min/max terms (see compilers/pyomo/model.py)")
+        return m.smoothing_mu
+
+    def _smooth(self, args, sign):
+        """max (sign=+1) or min (sign=-1) as (a + b ± sqrt((a-b)^2 + mu^2)) / 2."""
+        self.smoothed += 1
+        mu = self._mu()
+        r = args[0]
+        for a in args[1:]:
+            r = (r + a + sign * pyo.sqrt((r - a) ** 2 + mu ** 2)) / 2
+        return r
+
+    def max(self, args, pol):
+        if all(self._num(a) for a in args):
+            return max(args)
+        if pol < 0:  # a smaller max is better: z >= every arg is exact
+            return self._aux(args, upper=False)
+        return self._smooth(args, +1)
+
+    def min(self, args, pol):
+        if all(self._num(a) for a in args):
+            return min(args)
+        if pol > 0:  # a larger min is better: z <= every arg is exact
+            return self._aux(args, upper=True)
+        return self._smooth(args, -1)
+
+
+@dataclass
+class CompiledModel:
+    """A Pyomo model with what is needed to read its solution in spec terms."""
+
+    model: pyo.ConcreteModel
+    problem: ir.Problem
+    problem_class: str
+    sense: str
+    var_keys: dict[str, list[tuple]]
+    con_counts: dict[str, int]  # constraint family -> number of rows
+    con_kinds: dict[str, str]
+    linearized: int = 0
+    smoothed: int = 0
+    build_time: float = 0.0
+    integer: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def num_vars(self) -> int:
+        return sum(len(k) for k in self.var_keys.values())
+
+    def values(self) -> dict[str, dict[tuple, float]]:
+        out = {}
+        for name, keys in self.var_keys.items():
+            comp = getattr(self.model, name)
+            vals = {}
+            for key in keys:
+                vd = comp if not key else comp[key[0] if len(key) == 1 else key]
+                vals[key] = float(vd.value) if vd.value is not None else math.nan
+            out[name] = vals
+        return out
+
+
+def _pyomo_name(model, name):
+    if hasattr(model, name):
+        raise UnsupportedError(f"error: the name '{name}' clashes with a Pyomo model attribute; please rename it")
+    return name
+
+
+def compile_problem(problem: ir.Problem, inst, env: dict | None = None, name: str = "mechdsl",
+                    var_names: set[str] | None = None) -> CompiledModel:
+    """Build the Pyomo model of ``problem`` bound to ``inst`` (and index values ``env``)."""
+    t0 = time.perf_counter()
+    env = dict(env or {})
+    model = pyo.ConcreteModel(name=name)
+    comps, var_keys = {}, {}
+    target = PyomoTarget(model, comps)
+    names = var_names if var_names is not None else {v.name for v in problem.vars}
+    num = Evaluator(inst)
+    num._var_names = names
+    ev = Evaluator(inst, target)
+    ev._var_names = names
+    integer = False
+
+    for v in problem.vars:
+        keys = num.domain_keys(v.domain, env)
+        var_keys[v.name] = keys
+        bounds, inits = {}, {}
+        local = dict(env)
+        it = num.iterate(v.domain.items, v.domain.cond, local) if v.domain else iter([local])
+        for _ in it:
+            key = tuple(local[b] for b in v.domain.binders) if v.domain else ()
+            lb = _bound(num, v.lb, local, v, "lower")
+            ub = _bound(num, v.ub, local, v, "upper")
+            if lb is not None and ub is not None and lb > ub + 1e-12:
+                raise SolveError(f"{v.span}: var {v.name}{_fmt(key)} has lower bound {lb} above its upper bound {ub}; "
+                                 "the model is infeasible", status="infeasible")
+            bounds[key] = (lb, ub)
+            inits[key] = num.value(v.init, local) if v.init is not None else None
+        integer |= v.kind in ("binary", "integer")
+        dom = _DOMAINS[v.kind]
+        pname = _pyomo_name(model, v.name)
+        if v.domain is None:
+            lb, ub = bounds[()]
+            comp = pyo.Var(domain=dom, bounds=(lb, ub), initialize=_start(inits[()], lb, ub))
+        else:
+            pkeys = [k[0] if len(k) == 1 else k for k in keys]
+            comp = pyo.Var(pkeys, domain=dom, dense=True)
+        setattr(model, pname, comp)
+        if v.domain is not None:
+            for key in keys:
+                vd = comp[key[0] if len(key) == 1 else key]
+                lb, ub = bounds[key]
+                vd.setlb(lb)
+                vd.setub(ub)
+                vd.set_value(_start(inits[key], lb, ub), skip_validation=True)
+        comps[v.name] = comp
+
+    con_counts, con_kinds = {}, {}
+    for c in problem.constraints:
+        _compile_constraint(model, c, ev, num, env, con_counts)
+        con_kinds[c.name] = c.kind.value
+
+    sense = "maximize"
+    if problem.objective is not None:
+        o = problem.objective
+        sense = o.sense
+        pol = 1 if o.sense == "maximize" else -1
+        try:
+            expr = ev.value(o.expr, dict(env), pol)
+        except EvalError as exc:
+            raise EvalError(f"{o.span}: in the objective: {exc.message}") from None
+        setattr(model, _pyomo_name(model, o.name),
+                pyo.Objective(expr=expr, sense=pyo.maximize if o.sense == "maximize" else pyo.minimize))
+
+    cm = CompiledModel(model, problem, "", sense, var_keys, con_counts, con_kinds,
+                       linearized=target.linearized, smoothed=target.smoothed,
+                       build_time=time.perf_counter() - t0, integer=integer)
+    cm.problem_class = classify(model, integer)
+    return cm
+
+
+def _start(init, lb, ub):
+    if init is not None:
+        v = init
+    else:
+        v = 0.0
+    if lb is not None and v < lb:
+        v = lb
+    if ub is not None and v > ub:
+        v = ub
+    return v
+
+
+def _bound(num, expr, env, v, which):
+    if expr is None:
+        return None
+    b = num.value(expr, env)
+    if isinstance(b, float) and math.isinf(b):
+        return None
+    return b
+
+
+def _fmt(key):
+    return f"[{','.join(map(str, key))}]" if key else ""
+
+
+def _compile_constraint(model, c: ir.ConstraintDef, ev: Evaluator, num: Evaluator, env, counts):
+    rows: dict[str, dict] = {}
+    local = dict(env)
+    it = ev.iterate(c.domain.items, c.domain.cond, local) if c.domain else iter([local])
+    binders = c.domain.binders if c.domain else ()
+    for _ in it:
+        key = tuple(local[b] for b in binders)
+        try:
+            for part, rel in _relations(c.body, num, local, c):
+                lhs = ev.value(rel.lhs, local, -1 if rel.op == "<=" else (1 if rel.op == ">=" else 0))
+                rhs = ev.value(rel.rhs, local, 1 if rel.op == "<=" else (-1 if rel.op == ">=" else 0))
+                if PyomoTarget._num(lhs) and PyomoTarget._num(rhs):
+                    ok = {"<=": lhs <= rhs + 1e-9, ">=": lhs >= rhs - 1e-9, "==": abs(lhs - rhs) <= 1e-9}[rel.op]
+                    if not ok:
+                        raise SolveError(f"{c.span}: constraint {c.name}{_fmt(key)} is violated by the data alone "
+                                         f"({lhs} {rel.op} {rhs} is false); the model is infeasible",
+                                         status="infeasible")
+                    continue
+                expr = {"<=": lambda: lhs <= rhs, ">=": lambda: lhs >= rhs, "==": lambda: lhs == rhs}[rel.op]()
+                rows.setdefault(part, {})[key] = expr
+        except EvalError as exc:
+            raise EvalError(f"{c.span}: in constraint {c.name}{_fmt(key)}: {exc.message}") from None
+    total = 0
+    for part, exprs in sorted(rows.items()):
+        cname = _pyomo_name(model, c.name if part == "" else f"{c.name}_{part}")
+        if not binders:
+            comp = pyo.Constraint(expr=exprs[()])
+        else:
+            pkeys = [k[0] if len(k) == 1 else k for k in exprs]
+            lookup = {pk: exprs[k] for pk, k in zip(pkeys, exprs)}
+            comp = pyo.Constraint(pkeys, rule=lambda m, *k: lookup[k[0] if len(k) == 1 else k])
+        setattr(model, cname, comp)
+        total += len(exprs)
+    counts[c.name] = total
+
+
+def _relations(body, num: Evaluator, env, c: ir.ConstraintDef, prefix=""):
+    """Yield (part label, Rel) pairs of a constraint body that compile to plain rows."""
+    if isinstance(body, ir.Rel):
+        yield prefix, body
+    elif isinstance(body, ir.AllOf):
+        for k, p in enumerate(body.parts, 1):
+            yield from _relations(p, num, env, c, f"{prefix}{k}" if not prefix else f"{prefix}_{k}")
+    elif isinstance(body, ir.Implication):
+        if num.has_var(body.premise):
+            raise UnsupportedError(
+                f"{c.span}: error: constraint '{c.name}' is an implication whose premise involves decision "
+                "variables; this form is parsed and checked but does not compile yet "
+                "(conditional IC and disjunctions are planned for the MILP/MPCC backend)")
+        if num.truth(body.premise, env):
+            yield from _relations(body.conclusion, num, env, c, prefix)
+    elif isinstance(body, (ir.AnyOf, ir.Complementarity)):
+        what = "a disjunction" if isinstance(body, ir.AnyOf) else "a complementarity constraint"
+        raise UnsupportedError(f"{c.span}: error: constraint '{c.name}' is {what}; this form is parsed and checked "
+                               "but does not compile yet (planned for the MILP/MPCC backend)")
+    else:  # pragma: no cover
+        raise AssertionError(type(body))
+
+
+def classify(model: pyo.ConcreteModel, integer: bool) -> str:
+    """LP, QP, NLP, MILP, MIQP or MINLP from the degrees of the model's expressions."""
+    worst_con = 0
+    for con in model.component_data_objects(pyo.Constraint, active=True):
+        d = con.body.polynomial_degree()
+        worst_con = max(worst_con, 3 if d is None else d)
+    obj_deg = 0
+    for obj in model.component_data_objects(pyo.Objective, active=True):
+        d = obj.expr.polynomial_degree() if not is_constant(obj.expr) else 0
+        obj_deg = 3 if d is None else d
+    if worst_con <= 1 and obj_deg <= 1:
+        base = "LP"
+    elif worst_con <= 1 and obj_deg == 2:
+        base = "QP"
+    else:
+        base = "NLP"
+    if integer:
+        return {"LP": "MILP", "QP": "MIQP", "NLP": "MINLP"}[base]
+    return base

@@ -1,0 +1,282 @@
+"""The Python API; the CLI is a thin layer over it.
+
+>>> import mechdsl
+>>> model = mechdsl.load("specs/repurchase_one_capacity.mech", overrides={"D": 3})
+>>> result = model.solve()
+>>> result.status, result.objective, result.verification.ok
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from . import data as data_mod
+from .errors import MechError, SolveError, VerificationError
+from .evaluate import EvalError
+from .instance import Instance
+from .ir import nodes as ir
+from .ir.lower import lower
+from .result import Result
+from .semantics.check import SymbolTable, check
+from .syntax import ast, parse, parse_file
+from .verify import verify
+
+
+@dataclass(frozen=True)
+class SolveOptions:
+    """Options of :meth:`Model.solve` (all have sensible defaults)."""
+
+    solver: str | None = None       #: force "highs" or "ipopt"
+    tee: bool = False               #: show the solver's own log
+    tol: float = 1e-6               #: verification tolerance (regret, IR, other constraints)
+    strict: bool = False            #: raise VerificationError when verification fails
+    multistart: bool = False        #: NLP: also start from the variables' bounds, keep the best
+    aux_multistart: bool = True     #: the same for auxiliary problems (stand-alone optima are often nonconvex)
+    time_limit: float | None = None
+    solver_options: Mapping | None = None
+
+
+class Model:
+    """A loaded spec: ``.check()``, ``.compile()``, ``.solve()``."""
+
+    def __init__(self, module: ast.Module, data: dict | None = None, progress: bool | None = None):
+        self.module = module
+        self.path = module.span.file
+        self._data = data or {}
+        self.table: SymbolTable | None = None
+        self.mech: ir.Mechanism | None = None
+        self._instance: Instance | None = None
+        self.progress = sys.stderr.isatty() if progress is None else progress
+        self._aux_opts = SolveOptions()
+
+    # -------------------------------------------------------------- stages
+    def check(self) -> "Model":
+        """Run the semantic checks; raise :class:`MechSemanticError` with every problem found."""
+        if self.mech is None:
+            self.table = check(self.module)
+            self.mech = lower(self.module, self.table)
+        return self
+
+    def instance(self) -> Instance:
+        """Bind the spec to its data (defaults, ``data`` file, ``overrides``)."""
+        self.check()
+        if self._instance is None:
+            self._instance = Instance(self.mech, self._data, aux_solver=self._solve_aux)
+        return self._instance
+
+    def compile(self):
+        """Build the Pyomo model of the main problem; returns a CompiledModel."""
+        from mechdsl.compilers.pyomo.model import compile_problem
+
+        inst = self.instance()
+        try:
+            return compile_problem(self.mech.problem, inst, name=Path(self.path).stem)
+        except EvalError as exc:
+            raise type(exc)(_located(exc.message)) from None
+
+    def solve(self, options: SolveOptions | None = None, **kwargs) -> Result:
+        """Compile, solve, verify against the original constraints, and map back to the spec."""
+        from mechdsl.compilers.pyomo.solvers import choose_solver, solve
+
+        opts = options or SolveOptions(**kwargs)
+        self._aux_opts = opts
+        t0 = time.perf_counter()
+        cm = self.compile()
+        t1 = time.perf_counter()
+        solver = choose_solver(cm.problem_class, opts.solver)
+        out = _solve_compiled(cm, solver, opts, opts.multistart)
+        t2 = time.perf_counter()
+        inst = self.instance()
+        values = cm.values()
+        ver = None
+        if out.status.ok:
+            ver = verify(inst, self.mech.problem, values, tol=opts.tol)
+        res = Result(
+            status=out.status.value, objective=out.objective, problem_class=cm.problem_class,
+            solver=_solver_label(solver), variables=values if out.status.ok else {},
+            parameters=dict(inst.params), verification=ver, spec=self.path,
+            objective_name=self.mech.problem.objective.name if self.mech.problem.objective else "objective",
+            sense=cm.sense, message=out.message,
+            timings={"compile": t1 - t0, "solve": t2 - t1, "verify": time.perf_counter() - t2},
+        )
+        res.notes.extend(cm.notes)
+        if cm.linearized:
+            res.notes.append(f"{cm.linearized} min/max term(s) replaced by an exact epigraph/hypograph variable")
+        if cm.smoothed:
+            res.notes.append(f"{cm.smoothed} min/max term(s) cannot be linearised exactly in their position; "
+                             "solved by smoothing continuation (mu = 1 -> 1e-9)")
+        res.aux = {f"{n}[{','.join(map(str, k))}]": v for (n, k), v in inst.aux_results.items()}
+        if ver is not None:
+            res.menu_rows = _menu(inst, self.mech, values, ver)
+        if not out.status.ok:
+            raise SolveError(_failure_message(self.path, out), status=out.status.value).with_result(res)
+        if opts.strict and not ver.ok:
+            raise VerificationError(_verification_message(ver)).with_result(res)
+        return res
+
+    # ------------------------------------------------------------ aux solves
+    def _solve_aux(self, inst: Instance, aux: ir.AuxDef, key: tuple, env: dict) -> dict:
+        from mechdsl.compilers.pyomo.model import compile_problem
+        from mechdsl.compilers.pyomo.solvers import choose_solver
+
+        label = f"{aux.name}[{','.join(map(str, key))}]" if key else aux.name
+        if self.progress:
+            print(f"\rsolving auxiliary problem {label} ...", end="", file=sys.stderr, flush=True)
+        names = {v.name for v in aux.problem.vars}
+        try:
+            cm = compile_problem(aux.problem, inst, env, name=label, var_names=names)
+        except EvalError as exc:
+            raise EvalError(f"in auxiliary problem {label}: {exc.message}") from None
+        opts = self._aux_opts
+        solver = choose_solver(cm.problem_class, None)
+        out = _solve_compiled(cm, solver, opts, opts.aux_multistart)
+        if self.progress:
+            print("\r" + " " * (30 + len(label)) + "\r", end="", file=sys.stderr, flush=True)
+        if not out.status.ok:
+            raise SolveError(f"error: auxiliary problem {label} ({aux.span}) is {out.status.value} "
+                             f"[{_solver_label(solver)}: {out.message}]", status=out.status.value)
+        values = cm.values()
+        ver = verify(inst, aux.problem, values, tol=opts.tol, var_names=names, env=env)
+        if not ver.ok:
+            raise SolveError(f"error: the solution of auxiliary problem {label} violates its constraints by "
+                             f"{max(ver.max_violation, ver.max_regret, ver.max_ir_violation):.3g}", status="error")
+        res = {"objective": out.objective}
+        for v in aux.problem.vars:
+            if v.domain is None:
+                res[v.name] = values[v.name][()]
+        return res
+
+
+def _solver_label(solver: str) -> str:
+    if solver == "ipopt":
+        from mechdsl.compilers.pyomo.solvers import ipopt_backend
+        return ipopt_backend()
+    return {"highs": "HiGHS"}.get(solver, solver)
+
+
+def _solve_compiled(cm, solver, opts: SolveOptions, multistart: bool):
+    """Solve once from the spec's starting point; for an NLP with ``multistart``, also from the bounds."""
+    import pyomo.environ as pyo
+    from mechdsl.compilers.pyomo.solvers import solve
+
+    def run():
+        return _continuation(cm, lambda: solve(cm.model, solver, tee=opts.tee,
+                                               options=dict(opts.solver_options or {}),
+                                               time_limit=opts.time_limit))
+
+    if not (multistart and cm.problem_class == "NLP"):
+        return run()
+    vars_ = list(cm.model.component_data_objects(pyo.Var))
+    starts = [[v.value for v in vars_]]
+    for pick in (lambda v: v.lb, lambda v: v.ub):
+        pt = [pick(v) if pick(v) is not None else v.value for v in vars_]
+        if pt not in starts:
+            starts.append(pt)
+    best, best_vals = None, None
+    sign = 1 if cm.sense == "maximize" else -1
+    for pt in starts:
+        for v, x in zip(vars_, pt):
+            v.set_value(x, skip_validation=True)
+        out = run()
+        if out.status.ok and (best is None or not best.status.ok or sign * out.objective > sign * best.objective + 1e-9):
+            best, best_vals = out, [v.value for v in vars_]
+        elif best is None:
+            best = out
+    if best_vals is not None:
+        for v, x in zip(vars_, best_vals):
+            v.set_value(x, skip_validation=True)
+    return best
+
+
+def _continuation(cm, run_once):
+    """Solve through the smoothing schedule of nonsmooth min/max terms (if any), warm-started."""
+    from mechdsl.compilers.pyomo.model import SMOOTHING_FINAL, SMOOTHING_SCHEDULE
+
+    mu = getattr(cm.model, "smoothing_mu", None)
+    if mu is None:
+        return run_once()
+    for value in SMOOTHING_SCHEDULE:
+        mu.set_value(value)
+        out = run_once()
+        if not out.status.ok:
+            break
+    mu.set_value(SMOOTHING_FINAL)
+    return run_once()
+
+
+def _menu(inst: Instance, mech: ir.Mechanism, values: dict, ver) -> list[dict]:
+    types = mech.types
+    if not types:
+        return []
+    t = types[0]
+    elems, probs = inst.types[t.name]
+    keys = [e if isinstance(e, tuple) else (e,) for e in elems]
+    keyset = set(keys)
+    cols = [n for n, vals in values.items() if set(vals) == keyset]
+    util = next((u for u in mech.utilities if len(u.args) == 2 * t.dim), None)
+    from .evaluate import Evaluator
+    from .verify import _Values
+    ev = Evaluator(inst, _Values(values))
+    rows = []
+    for key, p in zip(keys, probs):
+        row = {"type": ",".join(map(str, key)), "prob": p}
+        for n in cols:
+            row[n] = values[n][key]
+        if util is not None:
+            env = dict(zip(util.args, key + key))
+            row[f"{util.name}"] = float(ev.value(util.body, env))
+        binding = []
+        for c in mech.problem.constraints:
+            if c.kind not in (ir.ConKind.IC, ir.ConKind.IR):
+                continue
+            for k, cid in ver.binding.get(c.name, []):
+                if k[:t.dim] == key:
+                    binding.append(cid)
+        row["binding"] = binding
+        rows.append(row)
+    return rows
+
+
+def _failure_message(path, out) -> str:
+    what = {"infeasible": "the model is infeasible: no contract satisfies all constraints",
+            "unbounded": "the model is unbounded: the objective can be improved without limit",
+            "iteration limit": "the solver stopped at its iteration or time limit before converging",
+            "error": "the solver failed"}.get(out.status.value, out.status.value)
+    return f"{path}: {what} [{out.solver}: {out.message}]"
+
+
+def _verification_message(ver) -> str:
+    lines = [f"error: verification failed (tolerance {ver.tol:g}): max_regret={ver.max_regret:.3g}, "
+             f"max_ir_violation={ver.max_ir_violation:.3g}, max_violation={ver.max_violation:.3g}"]
+    for viol, cid, kind in ver.worst[:5]:
+        lines.append(f"  {cid} ({kind}) violated by {viol:.3g}")
+    return "\n".join(lines)
+
+
+def _located(msg: str) -> str:
+    return msg if msg.startswith("error") or ": error:" in msg else f"error: {msg}"
+
+
+def _with_result(self, res):
+    self.result = res
+    return self
+
+
+MechError.with_result = _with_result
+MechError.result = None
+
+
+def load(path: str | Path, data: str | Path | Mapping | None = None,
+         overrides: Iterable[str] | Mapping | None = None, progress: bool | None = None) -> Model:
+    """Parse a spec and attach its data (a TOML path or a mapping) and overrides (``["K=10"]`` or a mapping)."""
+    module = parse_file(path)
+    return Model(module, data_mod.collect(data, overrides), progress=progress)
+
+
+def loads(text: str, filename: str = "<string>", data=None, overrides=None) -> Model:
+    """Like :func:`load`, from a string."""
+    return Model(parse(text, filename), data_mod.collect(data, overrides), progress=False)

@@ -1,0 +1,399 @@
+"""Compile IR SymPy templates into fast Python closures and evaluate them.
+
+One walker serves three uses, which differ only in the :class:`Target`:
+
+* binding data (param defaults, set bounds): numbers only;
+* building the Pyomo model (:mod:`mechdsl.compilers.pyomo.model`): variables
+  are Pyomo ``VarData`` and the result is a Pyomo expression;
+* verification: variables are the solution's numbers.
+
+A template is compiled once (``compile(expr) -> fn(env, pol)``) and then called
+once per index binding; ``env`` maps index symbols to values.  ``pol`` is the
+*polarity* of the position being evaluated: +1 where a larger value is better
+for the model (a maximised objective, the large side of ``>=``), -1 where a
+smaller one is, 0 when unknown.  The Pyomo target uses it to replace
+``min``/``max`` by an exact epigraph/hypograph where that is valid.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any, Callable
+
+import sympy as sp
+
+from .errors import DataError, InternalError
+from .ir.sym import (AuxRef, DomainNode, Expectation, IFilter, IList, INamed, IProduct, IRange,
+                     IterProd, IterSum)
+from .span import Span
+
+Fn = Callable[[dict, int], Any]
+
+
+def canon(v):
+    """Canonical index value: integral floats become ints."""
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    if isinstance(v, (sp.Integer,)):
+        return int(v)
+    if isinstance(v, sp.Float):
+        f = float(v)
+        return int(f) if f.is_integer() else f
+    return v
+
+
+class EvalError(DataError):
+    """A value could not be computed (index outside its set, log of a negative, ...)."""
+
+
+class Target:
+    """Numbers: the default target.  Subclasses override :meth:`var` and the functions."""
+
+    numeric = True
+
+    def var(self, name: str, key: tuple):
+        raise EvalError(f"variable '{name}' cannot be used here")
+
+    def sqrt(self, x):
+        return math.sqrt(x) if x >= 0 else math.nan
+
+    def log(self, x):
+        return math.log(x) if x > 0 else (-math.inf if x == 0 else math.nan)
+
+    def exp(self, x):
+        try:
+            return math.exp(x)
+        except OverflowError:
+            return math.inf
+
+    def abs(self, x):
+        return abs(x)
+
+    def pow(self, b, e):
+        try:
+            r = b ** e
+        except (OverflowError, ZeroDivisionError):
+            return math.inf
+        return r if not isinstance(r, complex) else math.nan
+
+    def sum(self, values: list):
+        return math.fsum(values) if values else 0
+
+    def max(self, args, pol):
+        return max(args)
+
+    def min(self, args, pol):
+        return min(args)
+
+
+class Evaluator:
+    """Compiles SymPy templates against a bound :class:`~mechdsl.instance.Instance`."""
+
+    def __init__(self, inst, target: Target | None = None):
+        self.inst = inst
+        self.target = target or Target()
+        self._cache: dict[int, Fn] = {}
+        self._set_cache: dict[Any, list] = {}
+        self._var_names = inst.var_names
+
+    # ----------------------------------------------------------- public API
+    def compile(self, expr) -> Fn:
+        key = id(expr)
+        fn = self._cache.get(key)
+        if fn is None:
+            fn = self._compile(expr)
+            self._cache[key] = (fn, expr)  # keep expr alive so its id stays unique
+            return fn
+        return fn[0]
+
+    def value(self, expr, env: dict | None = None, pol: int = 0):
+        return self.compile(expr)(env or {}, pol)
+
+    def truth(self, cond, env: dict) -> bool:
+        if cond is None or cond is sp.true:
+            return True
+        return bool(self.compile(cond)(env, 0))
+
+    def has_var(self, expr) -> bool:
+        """Whether ``expr`` mentions a decision variable."""
+        if not isinstance(expr, sp.Basic):
+            return False
+        for s in expr.atoms(sp.Symbol, sp.Indexed):
+            name = s.base.label.name if isinstance(s, sp.Indexed) else s.name
+            if name in self._var_names:
+                return True
+        return False
+
+    def iterate(self, items, cond, env: dict):
+        """Yield ``env`` (mutated in place) for every binding of a domain."""
+        yield from self._iter_items(items, 0, cond, env)
+
+    def domain_keys(self, domain, env: dict | None = None) -> list[tuple]:
+        """All index tuples of a :class:`~mechdsl.ir.nodes.Domain`."""
+        if domain is None:
+            return [()]
+        env = dict(env or {})
+        binders = domain.binders
+        return [tuple(env[b] for b in binders) for _ in self.iterate(domain.items, domain.cond, env)]
+
+    def set_elements(self, node, env: dict | None = None) -> list[tuple]:
+        return self._eval_set(node, env or {})
+
+    # ------------------------------------------------------------- domains
+    def _iter_items(self, items, k, cond, env):
+        if k == len(items):
+            if cond is None or cond is sp.true or self.compile(cond)(env, 0):
+                yield env
+            return
+        binders, node = items[k]
+        for elem in self._eval_set(node, env):
+            if len(elem) != len(binders):
+                raise EvalError(f"cannot bind {len(binders)} index name(s) to elements of dimension {len(elem)}")
+            for b, v in zip(binders, elem):
+                env[b] = v
+            yield from self._iter_items(items, k + 1, cond, env)
+        for b in binders:
+            env.pop(b, None)
+
+    def _eval_set(self, node, env) -> list[tuple]:
+        free = [s for s in node.free_symbols if s in env]
+        key = (id(node), tuple(env[s] for s in free))
+        hit = self._set_cache.get(key)
+        if hit is not None:
+            return hit[0]
+        out = self._eval_set_uncached(node, env)
+        self._set_cache[key] = (out, node)
+        return out
+
+    def _eval_set_uncached(self, node, env) -> list[tuple]:
+        if isinstance(node, INamed):
+            return self.inst.set_elements(node.name)
+        if isinstance(node, IRange):
+            lo, hi = self.value(node.lo, env), self.value(node.hi, env)
+            for v, which in ((lo, "lower"), (hi, "upper")):
+                if not float(v).is_integer():
+                    raise EvalError(f"the {which} bound of the range {node.lo}..{node.hi} is {v}, not an integer")
+            return [(i,) for i in range(int(lo), int(hi) + 1)]
+        if isinstance(node, IList):
+            out = []
+            for a in node.args:
+                out.append((canon(self.value(a, env)),))
+            return out
+        if isinstance(node, IProduct):
+            parts = [self._eval_set(f, env) for f in node.args]
+            return [tuple(itertools.chain.from_iterable(p)) for p in itertools.product(*parts)]
+        if isinstance(node, IFilter):
+            binders, base, cond = node.args
+            out = []
+            for elem in self._eval_set(base, env):
+                inner = dict(env)
+                inner.update(zip(binders, elem))
+                if self.compile(cond)(inner, 0):
+                    out.append(elem)
+            return out
+        raise InternalError(f"unknown set node {type(node).__name__}")
+
+    # ------------------------------------------------------------ compiler
+    def _compile(self, e) -> Fn:
+        t = self.target
+        if isinstance(e, (int, float)):
+            v = e
+            return lambda env, pol: v
+        if e.is_Number:
+            v = canon(e) if e.is_Integer else float(e)
+            return lambda env, pol: v
+        if e is sp.true or e is sp.false:
+            v = bool(e)
+            return lambda env, pol: v
+        if isinstance(e, sp.Symbol):
+            return self._symbol(e)
+        if isinstance(e, sp.Indexed):
+            return self._indexed(e)
+        if isinstance(e, sp.Add):
+            fs = [self.compile(a) for a in e.args]
+            if len(fs) == 2:
+                f0, f1 = fs
+                return lambda env, pol: f0(env, pol) + f1(env, pol)
+            tsum = t.sum
+            return lambda env, pol: tsum([f(env, pol) for f in fs])
+        if isinstance(e, sp.Mul):
+            return self._mul(e)
+        if isinstance(e, sp.Pow):
+            return self._pow(e)
+        if isinstance(e, sp.log):
+            f = self.compile(e.args[0])
+            return lambda env, pol: t.log(f(env, 0))
+        if isinstance(e, sp.exp):
+            f = self.compile(e.args[0])
+            return lambda env, pol: t.exp(f(env, 0))
+        if isinstance(e, sp.Abs):
+            f = self.compile(e.args[0])
+            return lambda env, pol: t.abs(f(env, 0))
+        if isinstance(e, (sp.Max, sp.Min)):
+            fs = [self.compile(a) for a in e.args]
+            op = t.max if isinstance(e, sp.Max) else t.min
+            return lambda env, pol: op([f(env, pol) for f in fs], pol)
+        if isinstance(e, (IterSum, IterProd)):
+            return self._iter(e)
+        if isinstance(e, Expectation):
+            return self._expect(e)
+        if isinstance(e, AuxRef):
+            return self._auxref(e)
+        if isinstance(e, sp.core.relational.Relational):
+            return self._relational(e)
+        if isinstance(e, sp.And):
+            fs = [self.compile(a) for a in e.args]
+            return lambda env, pol: all(f(env, 0) for f in fs)
+        if isinstance(e, sp.Or):
+            fs = [self.compile(a) for a in e.args]
+            return lambda env, pol: any(f(env, 0) for f in fs)
+        if isinstance(e, sp.Not):
+            f = self.compile(e.args[0])
+            return lambda env, pol: not f(env, 0)
+        if e is sp.pi or e is sp.E:
+            v = float(e)
+            return lambda env, pol: v
+        raise InternalError(f"evaluator: unsupported expression node {type(e).__name__}: {e}")
+
+    def _symbol(self, s: sp.Symbol) -> Fn:
+        inst, name = self.inst, s.name
+        if name in self._var_names:
+            target = self.target
+
+            def var_or_env(env, pol):
+                if s in env:
+                    return env[s]
+                return target.var(name, ())
+            return var_or_env
+
+        def lookup(env, pol):
+            if s in env:
+                return env[s]
+            return inst.scalar(name)
+        return lookup
+
+    def _indexed(self, e: sp.Indexed) -> Fn:
+        label = e.base.label
+        name = label.name
+        idx = [self.compile(a) for a in e.indices]
+        inst, target = self.inst, self.target
+        if name in self._var_names:
+            def var(env, pol):
+                return target.var(name, tuple(canon(f(env, 0)) for f in idx))
+            return var
+
+        def lookup(env, pol):
+            key = tuple(canon(f(env, 0)) for f in idx)
+            if label in env:  # a population's counts, bound by E[...]
+                counts = env[label]
+                try:
+                    return counts[key]
+                except KeyError:
+                    raise EvalError(f"{name}[{_fmt_key(key)}] is outside the population's index set") from None
+            return inst.indexed(name, key)
+        return lookup
+
+    def _mul(self, e: sp.Mul) -> Fn:
+        const = [self.compile(a) for a in e.args if not self.has_var(a)]
+        varf = [self.compile(a) for a in e.args if self.has_var(a)]
+        if not varf:
+            return lambda env, pol: _prod(f(env, 0) for f in const)
+        if len(varf) == 1:
+            (g,) = varf
+
+            def mul1(env, pol):
+                c = _prod(f(env, 0) for f in const)
+                if c == 0:
+                    return 0
+                return c * g(env, pol * (1 if c > 0 else -1))
+            return mul1
+
+        def muln(env, pol):
+            c = _prod(f(env, 0) for f in const)
+            if c == 0:
+                return 0
+            r = c
+            for g in varf:
+                r = r * g(env, 0)
+            return r
+        return muln
+
+    def _pow(self, e: sp.Pow) -> Fn:
+        b, x = e.args
+        t = self.target
+        fb = self.compile(b)
+        if x == sp.Rational(1, 2):
+            return lambda env, pol: t.sqrt(fb(env, 0))
+        if x == -1:
+            def inv(env, pol):
+                v = fb(env, 0)
+                if isinstance(v, (int, float)) and v == 0:
+                    return math.nan if t.numeric else _div_zero()
+                return 1 / v
+            return inv
+        if x == 1:
+            return fb
+        fx = self.compile(x)
+        return lambda env, pol: t.pow(fb(env, 0), fx(env, 0))
+
+    def _iter(self, e) -> Fn:
+        body, dnode, cond = e.args
+        items = tuple((tuple(pair[0]), pair[1]) for pair in dnode.args[0])
+        cond = None if cond is sp.true else cond
+        fb = self.compile(body)
+        is_sum = isinstance(e, IterSum)
+
+        def run(env, pol):
+            env2 = dict(env)
+            vals = [fb(env2, pol if is_sum else 0) for _ in self._iter_items(items, 0, cond, env2)]
+            return self.target.sum(vals) if is_sum else _prod(vals)
+        return run
+
+    def _expect(self, e) -> Fn:
+        body, label, cond = e.args
+        cond = None if cond is sp.true else cond
+        fb = self.compile(body)
+        fc = self.compile(cond) if cond is not None else None
+        inst = self.inst
+
+        def run(env, pol):
+            env2 = dict(env)
+            total, acc = 0.0, []
+            for value, prob in inst.outcomes(label.name):
+                env2[label] = value
+                if fc is not None and not fc(env2, 0):
+                    continue
+                total += prob
+                acc.append((prob, fb(env2, pol)))
+            if total <= 0:
+                raise EvalError(f"E[{label.name} | {cond}]: the condition has probability 0")
+            return self.target.sum([p / total * v for p, v in acc])
+        return run
+
+    def _auxref(self, e) -> Fn:
+        name, idx, attr = e.args[0].name, e.args[1], e.args[2].name
+        fs = [self.compile(a) for a in idx]
+        inst = self.inst
+        return lambda env, pol: inst.aux_result(name, tuple(canon(f(env, 0)) for f in fs), attr)
+
+    def _relational(self, e) -> Fn:
+        fa, fb = self.compile(e.lhs), self.compile(e.rhs)
+        op = e.rel_op
+        ops = {"==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<=": lambda a, b: a <= b,
+               ">=": lambda a, b: a >= b, "<": lambda a, b: a < b, ">": lambda a, b: a > b}[op]
+        return lambda env, pol: ops(fa(env, 0), fb(env, 0))
+
+
+def _prod(it):
+    r = 1
+    for v in it:
+        r = r * v
+    return r
+
+
+def _div_zero():
+    raise EvalError("division by zero")
+
+
+def _fmt_key(key: tuple) -> str:
+    return ",".join(str(k) for k in key)

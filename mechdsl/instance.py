@@ -1,0 +1,351 @@
+"""Bind a mechanism to data.
+
+Stage: ``Mechanism + data -> Instance``.  Sets are enumerated, params take
+their values (spec defaults, overridden by ``--data`` and then ``--set``),
+priors and populations are checked and enumerated, and results of auxiliary
+problems are computed on first use (through the ``aux_solver`` callback given
+by :mod:`mechdsl.api`, so this stage does not depend on the compilers).
+
+Data is model-free and given by param name, as in AMPL: a scalar is a number;
+an indexed param over a product of one-dimensional sets is a nested array in
+index order; any other index set takes a flat array in set order, or a table
+whose keys are the index tuples written ``"1,2"``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import sympy as sp
+
+from .errors import DataError
+from .evaluate import EvalError, Evaluator, canon
+from .ir import nodes as ir
+from .span import Span
+
+PROB_TOL = 1e-6
+MAX_OUTCOMES = 2_000_000
+
+
+class Instance:
+    """A mechanism with all of its data: the input of the compilers and of verification."""
+
+    def __init__(self, mech: ir.Mechanism, data: dict[str, tuple[Any, str]] | None = None,
+                 aux_solver: Callable | None = None):
+        self.mech = mech
+        self.data = dict(data or {})  # name -> (raw value, where it came from)
+        self.aux_solver = aux_solver
+        self.sets: dict[str, list[tuple]] = {}
+        self.params: dict[str, Any] = {}
+        self.param_keys: dict[str, list[tuple]] = {}
+        self.types: dict[str, tuple[list, list[float]]] = {}
+        self.populations: dict[str, tuple[list[tuple], list[tuple[dict, float]]]] = {}
+        self.aux_results: dict[tuple[str, tuple], dict[str, float]] = {}
+        self.aux_status: dict[tuple[str, tuple], str] = {}
+        self._aux_active: set = set()
+        self.var_names = {v.name for v in mech.problem.vars}
+        known = {d.name for d in mech.data_decls}
+        unknown = sorted(set(self.data) - known)
+        if unknown:
+            from .errors import did_you_mean
+            msgs = []
+            for name in unknown:
+                hint = did_you_mean(name, [p for p in mech.params])
+                msgs.append(f"error: {self.data[name][1]}: unknown param '{name}'" + (f" ({hint})" if hint else ""))
+            raise DataError("\n".join(msgs))
+        for name, (_, where) in self.data.items():
+            if not isinstance(mech.decl(name), ir.ParamDef):
+                raise DataError(f"error: {where}: '{name}' is a {type(mech.decl(name)).__name__[:-3].lower()}, "
+                                f"not a param; only params take data")
+        self.ev = Evaluator(self)
+        for decl in mech.data_decls:
+            try:
+                getattr(self, "_bind_" + type(decl).__name__)(decl)
+            except EvalError as exc:
+                raise DataError(f"{decl.span}: error: {exc.message}") from None
+
+    # ------------------------------------------------------------ lookups
+    def scalar(self, name: str):
+        v = self.params.get(name)
+        if v is None or isinstance(v, dict):
+            if isinstance(v, dict):
+                raise EvalError(f"param '{name}' is indexed and needs an index")
+            raise EvalError(f"'{name}' has no value here")
+        return v
+
+    def indexed(self, name: str, key: tuple):
+        table = self.params.get(name)
+        if not isinstance(table, dict):
+            raise EvalError(f"'{name}' is not an indexed param")
+        key = _flatten(key)
+        try:
+            return table[key]
+        except KeyError:
+            raise EvalError(f"{name}[{','.join(map(str, key))}] is outside the index set of param '{name}'") from None
+
+    def set_elements(self, name: str) -> list[tuple]:
+        if name in self.sets:
+            return self.sets[name]
+        if name in self.types:
+            return [e if isinstance(e, tuple) else (e,) for e in self.types[name][0]]
+        raise EvalError(f"set '{name}' is not available here")
+
+    def outcomes(self, name: str):
+        """(value, probability) pairs of a type or population."""
+        if name in self.types:
+            elems, probs = self.types[name]
+            return list(zip(elems, probs))
+        return self.populations[name][1]
+
+    def aux_result(self, name: str, key: tuple, attr: str) -> float:
+        key = _flatten(key)
+        res = self.aux_results.get((name, key))
+        if res is None:
+            aux = self.mech.auxes[name]
+            keys = self.ev.domain_keys(aux.domain)
+            if key not in keys:
+                raise EvalError(f"{name}[{','.join(map(str, key))}] is outside the index set of aux '{name}'")
+            if self.aux_solver is None:
+                raise EvalError(f"aux '{name}' cannot be solved here (no solver)")
+            if (name, key) in self._aux_active:
+                raise EvalError(f"aux '{name}[{','.join(map(str, key))}]' depends on its own result")
+            self._aux_active.add((name, key))
+            try:
+                env = dict(zip(aux.domain.binders, key)) if aux.domain else {}
+                res = self.aux_solver(self, aux, key, env)
+            finally:
+                self._aux_active.discard((name, key))
+            self.aux_results[(name, key)] = res
+        return res[attr]
+
+    # ------------------------------------------------------------ binding
+    def _bind_SetDef(self, d: ir.SetDef):
+        elems = self.ev.set_elements(d.node)
+        if len(set(elems)) != len(elems):
+            raise EvalError(f"set '{d.name}' has repeated elements")
+        self.sets[d.name] = elems
+
+    def _bind_TypeDef(self, d: ir.TypeDef):
+        elems = self.ev.set_elements(d.node)
+        if not elems:
+            raise EvalError(f"the type set of '{d.name}' is empty")
+        if d.prior is None:
+            probs = [1.0 / len(elems)] * len(elems)
+        else:
+            table = self.params[d.prior]
+            try:
+                probs = [table[e] for e in elems]
+            except KeyError as exc:
+                raise EvalError(f"the prior '{d.prior}' has no value for type {exc.args[0]}") from None
+            _check_probs(probs, f"the prior '{d.prior}' of type '{d.name}'")
+        values = [e[0] if len(e) == 1 else e for e in elems]
+        self.types[d.name] = (values, probs)
+
+    def _bind_PopulationDef(self, d: ir.PopulationDef):
+        n = self.ev.value(d.count)
+        if not float(n).is_integer() or n < 0:
+            raise EvalError(f"the population size of '{d.name}' must be a nonnegative integer, got {n}")
+        n = int(n)
+        if d.source in self.types:
+            elems, probs = self.types[d.source]
+            keys = [e if isinstance(e, tuple) else (e,) for e in elems]
+        else:
+            keys = self.param_keys[d.source]
+            probs = [self.params[d.source][k] for k in keys]
+            _check_probs(probs, f"the probabilities '{d.source}' of population '{d.name}'")
+        count = math.comb(n + len(keys) - 1, len(keys) - 1)
+        if count > MAX_OUTCOMES:
+            raise EvalError(f"population '{d.name}' has {count} outcomes (N={n}, {len(keys)} types); "
+                            f"the limit for exact expectations is {MAX_OUTCOMES}")
+        outcomes = []
+        logp = [math.log(p) if p > 0 else -math.inf for p in probs]
+        lgn = math.lgamma(n + 1)
+        for comp in _compositions(n, len(keys)):
+            lp = lgn
+            zero = False
+            for c, l in zip(comp, logp):
+                if c:
+                    if l == -math.inf:
+                        zero = True
+                        break
+                    lp += c * l - math.lgamma(c + 1)
+            if zero:
+                continue
+            outcomes.append((dict(zip(keys, comp)), math.exp(lp)))
+        self.populations[d.name] = (keys, outcomes)
+
+    def _bind_AuxDef(self, d: ir.AuxDef):
+        self.ev.domain_keys(d.domain)  # validates the index set now; results are computed on use
+
+    def _bind_ParamDef(self, d: ir.ParamDef):
+        keys = self.ev.domain_keys(d.domain) if d.domain else [()]
+        where = None
+        if d.name in self.data:
+            raw, where = self.data[d.name]
+            values = self._from_data(d, keys, raw, where)
+        elif isinstance(d.value, ir.ArrayValue):
+            where = str(d.value.span)
+            nums = _map_array(d.value.elements, lambda e: self.ev.value(e))
+            values = self._from_data(d, keys, nums, where)
+        elif d.value is not None:
+            where = str(d.span)
+            if d.domain is None:
+                values = {(): self._num(self.ev.value(d.value), d, where)}
+            else:
+                values = {}
+                env: dict = {}
+                binders = d.domain.binders
+                for _ in self.ev.iterate(d.domain.items, d.domain.cond, env):
+                    values[_flatten(tuple(env[b] for b in binders))] = self._num(self.ev.value(d.value, env), d, where)
+        else:
+            raise EvalError(f"param '{d.name}' has no value; give one in the spec "
+                            f"or with --set {d.name}=... or --data FILE.toml")
+        self._check_domain(d, values, where)
+        self.param_keys[d.name] = keys
+        self.params[d.name] = values[()] if d.domain is None else values
+
+    def _num(self, v, d, where):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise EvalError(f"{where}: param '{d.name}' must be a number, got {v!r}")
+        return canon(float(v)) if float(v).is_integer() else float(v)
+
+    def _from_data(self, d: ir.ParamDef, keys: list[tuple], raw, where: str) -> dict:
+        label = f"{where}: param '{d.name}'"
+        if d.domain is None:
+            if isinstance(raw, (list, dict)):
+                raise DataError(f"error: {label} is scalar but was given {_shape_name(raw)}")
+            return {(): self._num_data(raw, label)}
+        if isinstance(raw, dict):
+            out = {}
+            keyset = set(keys)
+            for k, v in raw.items():
+                key = tuple(canon(_parse_key_part(p, label)) for p in str(k).split(","))
+                if key not in keyset:
+                    raise DataError(f"error: {label}: key '{k}' is outside its index set")
+                out[key] = self._num_data(v, f"{label}[{k}]")
+            missing = [k for k in keys if k not in out]
+            if missing:
+                raise DataError(f"error: {label}: no value for index {','.join(map(str, missing[0]))}"
+                                f" ({len(missing)} missing)")
+            return out
+        if not isinstance(raw, list):
+            raise DataError(f"error: {label} is indexed over {len(keys)} element(s) and needs an array, "
+                            f"got {raw!r}")
+        shape = self._nested_shape(d)
+        if shape is not None:
+            _check_shape(raw, shape, label)
+            flat = list(_flatten_nested(raw))
+        else:
+            if any(isinstance(v, list) for v in raw):
+                raise DataError(f"error: {label}: its index set is not a product of simple sets; "
+                                f"give a flat array of {len(keys)} values in set order")
+            flat = raw
+            if len(flat) != len(keys):
+                raise DataError(f"error: {label} needs {len(keys)} value(s), got {len(flat)}")
+        return {k: self._num_data(v, label) for k, v in zip(keys, flat)}
+
+    def _nested_shape(self, d: ir.ParamDef):
+        """Sizes per dimension when the index is a product of 1-D sets independent of each other."""
+        if d.domain.cond is not None:
+            return None
+        sizes = []
+        for binders, node in d.domain.items:
+            if len(binders) != 1 or node.free_symbols & set(d.domain.binders):
+                return None
+            elems = self.ev.set_elements(node)
+            if elems and len(elems[0]) != 1:
+                return None
+            sizes.append(len(elems))
+        return sizes
+
+    @staticmethod
+    def _num_data(v, label):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise DataError(f"error: {label} must be a number, got {v!r}")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise DataError(f"error: {label} must be finite, got {v!r}")
+        return canon(float(v)) if float(v).is_integer() else float(v)
+
+    def _check_domain(self, d: ir.ParamDef, values: dict, where: str):
+        bounds = [(op, self.ev.value(e)) for op, e in d.bounds]
+        if d.numeric == "nonnegative":
+            bounds.append((">=", 0))
+        if d.numeric == "binary":
+            bounds += [(">=", 0), ("<=", 1)]
+        for key, v in values.items():
+            label = d.name + (f"[{','.join(map(str, key))}]" if key else "")
+            if d.numeric in ("integer", "binary") and not float(v).is_integer():
+                raise DataError(f"error: {where}: {label} = {v} is out of range: it must be an integer")
+            for op, b in bounds:
+                if ((op == ">=" and v < b) or (op == "<=" and v > b) or (op == ">" and v <= b)
+                        or (op == "<" and v >= b)):
+                    raise DataError(f"error: {where}: {label} = {v} is out of range: {d.name} {op} {b} is required")
+
+
+def _flatten(key: tuple) -> tuple:
+    if any(isinstance(k, tuple) for k in key):
+        out = []
+        for k in key:
+            out.extend(k if isinstance(k, tuple) else (k,))
+        return tuple(out)
+    return key
+
+
+def _check_probs(probs, what):
+    if any(p < 0 for p in probs):
+        raise EvalError(f"{what} has a negative probability")
+    s = sum(probs)
+    if abs(s - 1) > PROB_TOL:
+        raise EvalError(f"{what} sums to {s:.12g}, not 1")
+
+
+def _compositions(n: int, k: int):
+    """All k-tuples of nonnegative integers summing to n, in lexicographic order."""
+    if k == 1:
+        yield (n,)
+        return
+    for first in range(n, -1, -1):
+        for rest in _compositions(n - first, k - 1):
+            yield (first,) + rest
+
+
+def _map_array(elements, fn):
+    return [_map_array(e.elements, fn) if isinstance(e, ir.ArrayValue) else fn(e) for e in elements]
+
+
+def _flatten_nested(a):
+    for v in a:
+        if isinstance(v, list):
+            yield from _flatten_nested(v)
+        else:
+            yield v
+
+
+def _check_shape(a, shape, label, depth=0):
+    if not isinstance(a, list):
+        raise DataError(f"error: {label}: wrong shape: expected an array of {shape[depth]} at depth {depth + 1}, "
+                        f"got {a!r}")
+    if len(a) != shape[depth]:
+        dims = " x ".join(map(str, shape))
+        raise DataError(f"error: {label}: wrong shape: expected {dims} values, got {len(a)} at depth {depth + 1}")
+    for v in a:
+        if depth + 1 < len(shape):
+            _check_shape(v, shape, label, depth + 1)
+        elif isinstance(v, list):
+            dims = " x ".join(map(str, shape))
+            raise DataError(f"error: {label}: wrong shape: expected {dims} values, got a deeper array")
+
+
+def _shape_name(raw):
+    return "an array" if isinstance(raw, list) else "a table"
+
+
+def _parse_key_part(p: str, label):
+    p = p.strip()
+    try:
+        return int(p)
+    except ValueError:
+        try:
+            return float(p)
+        except ValueError:
+            raise DataError(f"error: {label}: key part '{p}' is not a number") from None

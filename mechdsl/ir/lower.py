@@ -1,0 +1,282 @@
+"""Lower a checked AST into the mechanism IR.
+
+Stage: ``(ast.Module, SymbolTable) -> Mechanism``.  Every SymPy expression is
+built node by node from the AST; spec text never reaches an evaluator
+(no ``sympify``/``parse_expr``).  Calls of user ``def``s are expanded in place
+(the argument expressions are substituted for the parameters while lowering
+the body), so the IR contains only primitive operations.
+"""
+from __future__ import annotations
+
+import sympy as sp
+
+from ..semantics.check import SymbolTable
+from ..syntax import ast
+from . import nodes as ir
+from .sym import (AuxRef, Expectation, IFilter, IList, INamed, IProduct, IRange, IterProd,
+                  IterSum, DomainNode)
+
+_REL = {"<=": sp.Le, ">=": sp.Ge, "==": sp.Eq, "!=": sp.Ne, "<": sp.Lt, ">": sp.Gt}
+_FUNCS = {"sqrt": sp.sqrt, "log": sp.log, "exp": sp.exp, "abs": sp.Abs}
+
+
+def number(v: float) -> sp.Expr:
+    """A SymPy number for ``v``: an Integer when integral, else a Float."""
+    return sp.Integer(int(v)) if float(v).is_integer() else sp.Float(v)
+
+
+class Lowerer:
+    def __init__(self, table: SymbolTable, module: ast.Module):
+        self.table = table
+        self.module = module
+        self.defs: dict[str, ast.DefDecl] = {}
+        self.utilities: list[ir.UtilityDef] = []
+        self.aux_vars: set[str] = set()
+
+    # ------------------------------------------------------------------ top
+    def run(self) -> ir.Mechanism:
+        data, vars_, cons, obj = [], [], [], None
+        for item in self.module.items:
+            if isinstance(item, ast.SetDecl):
+                data.append(ir.SetDef(item.name, self.set_node(item.value, {}), self.table[item.name].dim, item.span))
+            elif isinstance(item, ast.ParamDecl):
+                data.append(self.param(item))
+            elif isinstance(item, ast.TypeDecl):
+                data.append(ir.TypeDef(item.name, self.set_node(item.set, {}), self.table[item.name].dim,
+                                       item.prior, item.span))
+            elif isinstance(item, ast.PopulationDecl):
+                data.append(ir.PopulationDef(item.name, self.expr(item.count, {}), item.source, item.span))
+            elif isinstance(item, ast.DefDecl):
+                self.defs[item.name] = item
+                if item.utility:
+                    args = tuple(sp.Symbol(f"_{item.name}_{p}") for p in item.params)
+                    body = self.expr(item.body, dict(zip(item.params, args)))
+                    self.utilities.append(ir.UtilityDef(item.name, args, body, item.span))
+            elif isinstance(item, ast.VarDecl):
+                vars_.append(self.var(item, {}))
+            elif isinstance(item, ast.ConstraintDecl):
+                cons.append(self.constraint(item, {}))
+            elif isinstance(item, ast.ObjectiveDecl):
+                obj = self.objective(item, {})
+            elif isinstance(item, ast.AuxDecl):
+                data.append(self.aux(item))
+            else:  # pragma: no cover - the checker rejects anything else
+                raise AssertionError(type(item))
+        return ir.Mechanism(self.module.span.file, self.module.source, tuple(data),
+                            ir.Problem(tuple(vars_), tuple(cons), obj), tuple(self.utilities))
+
+    # ------------------------------------------------------------ pieces
+    def domain(self, spec: ast.IndexSpec | None, scope: dict) -> tuple[ir.Domain | None, dict]:
+        if spec is None:
+            return None, scope
+        inner = dict(scope)
+        items = []
+        for item in spec.items:
+            node = self.set_node(item.set, inner)
+            if item.binders:
+                syms = tuple(sp.Symbol(b) for b in item.binders)
+            else:
+                syms = tuple(sp.Dummy(f"_{k}") for k in range(self._dim(item.set)))
+            for b, s in zip(item.binders, syms):
+                inner[b] = s
+            items.append((syms, node))
+        cond = self.expr(spec.condition, inner) if spec.condition is not None else None
+        return ir.Domain(tuple(items), cond), inner
+
+    def _dim(self, s) -> int:
+        if isinstance(s, ast.NamedSet):
+            return self.table[s.name].dim
+        if isinstance(s, ast.ProductSet):
+            return sum(self._dim(f) for f in s.factors)
+        if isinstance(s, ast.FilteredSet):
+            return len(s.binders)
+        return 1
+
+    def set_node(self, s, scope) -> sp.Basic:
+        if isinstance(s, ast.RangeSet):
+            return IRange(self.expr(s.lo, scope), self.expr(s.hi, scope))
+        if isinstance(s, ast.NamedSet):
+            return INamed(sp.Symbol(s.name))
+        if isinstance(s, ast.ListSet):
+            return IList(*[self.expr(e, scope) for e in s.elements])
+        if isinstance(s, ast.ProductSet):
+            return IProduct(*[self.set_node(f, scope) for f in s.factors])
+        if isinstance(s, ast.FilteredSet):
+            syms = tuple(sp.Symbol(b) for b in s.binders)
+            inner = dict(scope)
+            inner.update(zip(s.binders, syms))
+            return IFilter(sp.Tuple(*syms), self.set_node(s.base, scope), self.expr(s.condition, inner))
+        raise AssertionError(type(s))
+
+    def param(self, d: ast.ParamDecl) -> ir.ParamDef:
+        dom, scope = self.domain(d.index, {})
+        value = None
+        if isinstance(d.value, ast.ArrayLit):
+            value = self.array(d.value)
+        elif d.value is not None:
+            value = self.expr(d.value, scope)
+        bounds = tuple((op, self.expr(e, {})) for op, e in d.bounds)
+        return ir.ParamDef(d.name, dom, self.table[d.name].dim, value, d.domain, bounds, d.span)
+
+    def array(self, a: ast.ArrayLit):
+        return ir.ArrayValue(tuple(self.array(e) if isinstance(e, ast.ArrayLit) else self.expr(e, {})
+                                   for e in a.elements), a.span)
+
+    def var(self, d: ast.VarDecl, scope) -> ir.VarDef:
+        dom, inner = self.domain(d.index, scope)
+        lb = ub = None
+        if d.domain in ("nonnegative", "binary"):
+            lb = sp.Integer(0)
+        if d.domain == "binary":
+            ub = sp.Integer(1)
+        for op, e in d.bounds:
+            v = self.expr(e, inner)
+            if op == ">=":
+                lb = v if lb is None else sp.Max(lb, v)
+            else:
+                ub = v if ub is None else sp.Min(ub, v)
+        init = self.expr(d.init, inner) if d.init is not None else None
+        dim = len(dom.binders) if dom else 0
+        return ir.VarDef(d.name, dom, dim, d.domain, lb, ub, init, d.span)
+
+    def constraint(self, d: ast.ConstraintDecl, scope) -> ir.ConstraintDef:
+        dom, inner = self.domain(d.index, scope)
+        return ir.ConstraintDef(d.name, ir.ConKind(d.kind), dom, self.body(d.body, inner), d.span)
+
+    def body(self, e, scope) -> ir.Body:
+        if isinstance(e, ast.Compare):
+            parts = tuple(ir.Rel(self.expr(a, scope), op, self.expr(b, scope))
+                          for a, op, b in zip(e.operands, e.ops, e.operands[1:]))
+            return parts[0] if len(parts) == 1 else ir.AllOf(parts)
+        if isinstance(e, ast.Implies):
+            return ir.Implication(self.expr(e.premise, scope), self.body(e.conclusion, scope))
+        if isinstance(e, ast.BoolOp):
+            parts = tuple(self.body(p, scope) for p in e.operands)
+            return ir.AllOf(parts) if e.op == "and" else ir.AnyOf(parts)
+        if isinstance(e, ast.Complements):
+            return ir.Complementarity(self._nonneg(e.left, scope), self._nonneg(e.right, scope))
+        raise AssertionError(type(e))
+
+    def _nonneg(self, e, scope):
+        if isinstance(e, ast.Compare):  # complements(a >= b, ...) means a - b >= 0
+            (a, b), op = e.operands, e.ops[0]
+            la, lb = self.expr(a, scope), self.expr(b, scope)
+            return la - lb if op == ">=" else lb - la
+        return self.expr(e, scope)
+
+    def objective(self, d: ast.ObjectiveDecl, scope) -> ir.ObjectiveDef:
+        return ir.ObjectiveDef(d.sense, d.name or "objective", self.expr(d.expr, scope), d.span)
+
+    def aux(self, d: ast.AuxDecl) -> ir.AuxDef:
+        dom, scope = self.domain(d.index, {})
+        vars_, cons, obj = [], [], None
+        saved = dict(self.defs)
+        for item in d.items:
+            if isinstance(item, ast.VarDecl):
+                vars_.append(self.var(item, scope))
+            elif isinstance(item, ast.ConstraintDecl):
+                cons.append(self.constraint(item, scope))
+            elif isinstance(item, ast.ObjectiveDecl):
+                obj = self.objective(item, scope)
+            elif isinstance(item, ast.DefDecl):
+                self.defs[item.name] = item
+        self.defs = saved
+        return ir.AuxDef(d.name, dom, len(dom.binders) if dom else 0,
+                         ir.Problem(tuple(vars_), tuple(cons), obj), d.span)
+
+    # ------------------------------------------------------------ expressions
+    def expr(self, e, scope) -> sp.Basic:
+        return getattr(self, "ex_" + type(e).__name__)(e, scope)
+
+    def ex_Num(self, e, scope):
+        return number(e.value)
+
+    def ex_Name(self, e, scope):
+        if e.id in scope:
+            return scope[e.id]
+        return sp.Symbol(e.id)
+
+    def ex_Indexed(self, e, scope):
+        args = [self.expr(a, scope) for a in e.args]
+        base = scope.get(e.base)
+        if base is None:
+            base = sp.IndexedBase(e.base)
+        return base[tuple(args)] if len(args) > 1 else base[args[0]]
+
+    def ex_Attribute(self, e, scope):
+        t = e.target
+        base, args = (t.base, t.args) if isinstance(t, ast.Indexed) else (t.id, ())
+        return AuxRef(sp.Symbol(base), sp.Tuple(*[self.expr(a, scope) for a in args]), sp.Symbol(e.attr))
+
+    def ex_Call(self, e, scope):
+        args = [self.expr(a, scope) for a in e.args]
+        if e.func in _FUNCS:
+            return _FUNCS[e.func](args[0])
+        if e.func == "min":
+            return sp.Min(*args)
+        if e.func == "max":
+            return sp.Max(*args)
+        d = self.defs[e.func]
+        return self.expr(d.body, dict(zip(d.params, args)))
+
+    def ex_BinOp(self, e, scope):
+        a, b = self.expr(e.left, scope), self.expr(e.right, scope)
+        if e.op == "+":
+            return a + b
+        if e.op == "-":
+            return a - b
+        if e.op == "*":
+            return a * b
+        if e.op == "/":
+            return a / b
+        return a ** b
+
+    def ex_Neg(self, e, scope):
+        return -self.expr(e.operand, scope)
+
+    def ex_Compare(self, e, scope):
+        parts = [_REL[op](self.expr(a, scope), self.expr(b, scope), evaluate=False)
+                 for a, op, b in zip(e.operands, e.ops, e.operands[1:])]
+        return parts[0] if len(parts) == 1 else sp.And(*parts, evaluate=False)
+
+    def ex_BoolOp(self, e, scope):
+        parts = [self.expr(p, scope) for p in e.operands]
+        return (sp.And if e.op == "and" else sp.Or)(*parts, evaluate=False)
+
+    def ex_Not(self, e, scope):
+        return sp.Not(self.expr(e.operand, scope), evaluate=False)
+
+    def ex_Iterate(self, e, scope):
+        dom, inner = self.domain(e.index, scope)
+        body = self.expr(e.body, inner)
+        cls = IterSum if e.op == "sum" else IterProd
+        return cls(body, domain_node(dom), dom.cond if dom.cond is not None else sp.true)
+
+    def ex_Expect(self, e, scope):
+        sym = self.table[e.subject]
+        inner = dict(scope)
+        if sym.kind == "population":
+            subj = sp.IndexedBase(e.subject)
+            inner[e.subject] = subj
+            label = subj.label
+        else:
+            subj = sp.Symbol(e.subject)
+            inner[e.subject] = subj
+            label = subj
+        cond = self.expr(e.condition, inner) if e.condition is not None else sp.true
+        return Expectation(self.expr(e.body, inner), label, cond)
+
+
+def domain_node(dom: ir.Domain) -> DomainNode:
+    """Pack a :class:`~mechdsl.ir.nodes.Domain`'s items into a SymPy node."""
+    return DomainNode(sp.Tuple(*[sp.Tuple(sp.Tuple(*bs), s) for bs, s in dom.items]))
+
+
+def unpack_domain(node: DomainNode, cond) -> ir.Domain:
+    items = tuple((tuple(pair[0]), pair[1]) for pair in node.args[0])
+    return ir.Domain(items, None if cond in (None, sp.true) else cond)
+
+
+def lower(module: ast.Module, table: SymbolTable) -> ir.Mechanism:
+    """Lower a checked module to the mechanism IR."""
+    return Lowerer(table, module).run()

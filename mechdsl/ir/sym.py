@@ -1,0 +1,71 @@
+"""SymPy node classes for the parts of the language SymPy has no word for.
+
+Arithmetic, powers and the elementary functions are ordinary SymPy objects;
+indexed symbols use :class:`sympy.IndexedBase`.  The classes here carry
+iteration over finite sets, expectations and results of auxiliary problems,
+so that a whole constraint family is one SymPy template that passes (issue 3)
+can reason about and the compiler instantiates.
+"""
+from __future__ import annotations
+
+import sympy as sp
+
+
+class SetNode(sp.Basic):
+    """A finite index set (possibly depending on params and outer indices)."""
+
+
+class IRange(SetNode):
+    """``lo..hi``: the integers from lo to hi inclusive."""
+
+    @property
+    def lo(self):
+        return self.args[0]
+
+    @property
+    def hi(self):
+        return self.args[1]
+
+
+class INamed(SetNode):
+    """A reference to a declared set (or a type's set) by name."""
+
+    @property
+    def name(self) -> str:
+        return self.args[0].name
+
+
+class IList(SetNode):
+    """An explicit list ``{a, b, ...}``."""
+
+
+class IProduct(SetNode):
+    """A Cartesian product of sets."""
+
+
+class IFilter(SetNode):
+    """``{(a, b) in S : cond}``; args: (Tuple(binders), base, cond)."""
+
+
+class IterSum(sp.Expr):
+    """``sum{binders in domain : cond} body``; args: (body, Tuple(binders), domain, cond)."""
+
+    @property
+    def body(self):
+        return self.args[0]
+
+
+class IterProd(sp.Expr):
+    """``prod{...} body``; same args as :class:`IterSum`."""
+
+
+class Expectation(sp.Expr):
+    """``E[subject | cond](body)``; args: (body, Symbol(subject), cond)."""
+
+
+class AuxRef(sp.Expr):
+    """``aux[idx].attr``; args: (Symbol(aux), Tuple(idx...), Symbol(attr))."""
+
+
+class DomainNode(sp.Basic):
+    """The index domain of an iteration: args (Tuple of (Tuple(binders), SetNode) pairs)."""

@@ -1,0 +1,71 @@
+"""The result of a solve, in the spec's terms (a menu per type), and its JSON form."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def key_str(key: tuple) -> str:
+    """Index tuple -> JSON key: joined by ',' ('' for scalars)."""
+    return ",".join(str(k) for k in key)
+
+
+def _num(v):
+    if v is None:
+        return None
+    v = float(v) + 0.0  # no "-0.0" in the output
+    return v if math.isfinite(v) else None
+
+
+@dataclass
+class Result:
+    """What ``mechdsl solve`` reports.  Fields mirror the ``--json`` object."""
+
+    status: str
+    objective: float | None
+    problem_class: str
+    solver: str
+    variables: dict[str, dict[tuple, float]]
+    parameters: dict[str, Any]
+    verification: Any  # mechdsl.verify.Verification
+    spec: str = ""
+    objective_name: str = "objective"
+    sense: str = "maximize"
+    menu_rows: list[dict] = field(default_factory=list)
+    aux: dict[str, dict] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("optimal", "locally optimal")
+
+    def to_dict(self) -> dict:
+        params = {}
+        for name, v in self.parameters.items():
+            if isinstance(v, dict):
+                params[name] = {key_str(k): _num(x) for k, x in v.items()}
+            else:
+                params[name] = {"": _num(v)}
+        return {
+            "status": self.status,
+            "objective": _num(self.objective),
+            "problem_class": self.problem_class,
+            "solver": self.solver,
+            "variables": {n: {key_str(k): _num(x) for k, x in vals.items()} for n, vals in self.variables.items()},
+            "parameters": params,
+            "verification": self.verification.to_dict() if self.verification is not None else None,
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def menu(self, pandas: bool = False):
+        """The contract menu: one row per type (a list of dicts, or a DataFrame with ``pandas=True``)."""
+        if pandas:
+            import pandas as pd  # optional dependency
+            return pd.DataFrame(self.menu_rows)
+        return [dict(r) for r in self.menu_rows]

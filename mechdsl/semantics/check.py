@@ -1,0 +1,525 @@
+"""Static semantic checks on the AST.
+
+Stage: ``ast.Module -> SymbolTable`` or :class:`~mechdsl.errors.MechSemanticError`
+carrying *every* diagnostic found (not just the first).
+
+Checked here (no data needed): unknown names, use before declaration,
+duplicate definitions, the number of indices, the number of function
+arguments, numbers versus conditions ("type mismatch"), variables where only
+data may appear (set bounds, filters, param values, bounds), and the subjects
+of expectations.  Checks that need data (an index outside its set, array
+shapes) happen when the model is bound to data (:mod:`mechdsl.instance`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import Diagnostic, MechSemanticError, did_you_mean
+from ..span import Span
+from ..syntax import ast
+
+NUM, BOOL, CON = "number", "condition", "constraint"
+
+#: Built-in functions: name -> (min args, max args or None for n-ary).
+BUILTINS = {"sqrt": (1, 1), "log": (1, 1), "exp": (1, 1), "abs": (1, 1),
+            "min": (2, None), "max": (2, None)}
+AUX_ATTRS = ("objective",)
+
+
+@dataclass
+class Symbol:
+    """What a global (or aux-local) name denotes."""
+
+    kind: str  # param set var def utility type population aux
+    dim: int  # number of indices (params, vars, aux); arity (defs); dimension (sets, types)
+    decl: ast.Node
+    aux_vars: dict[str, int] = field(default_factory=dict)  # for aux: var name -> dim
+    body_has_var: bool = False  # for defs: the body itself mentions a variable
+
+
+@dataclass
+class SymbolTable:
+    symbols: dict[str, Symbol]
+
+    def __getitem__(self, name: str) -> Symbol:
+        return self.symbols[name]
+
+    def get(self, name: str) -> Symbol | None:
+        return self.symbols.get(name)
+
+
+@dataclass(frozen=True)
+class _Info:
+    sort: str
+    has_var: bool = False
+
+
+class _Scope:
+    """Local names: binders (value 'index'), def params, E subjects."""
+
+    def __init__(self, parent: "_Scope | None" = None, names: dict[str, str] | None = None):
+        self.parent = parent
+        self.names = dict(names or {})
+
+    def lookup(self, name):
+        s = self
+        while s is not None:
+            if name in s.names:
+                return s.names[name]
+            s = s.parent
+        return None
+
+    def child(self, names):
+        return _Scope(self, names)
+
+
+class Checker:
+    def __init__(self, module: ast.Module):
+        self.module = module
+        self.diags: list[Diagnostic] = []
+        self.table: dict[str, Symbol] = {}
+        self.local: dict[str, Symbol] | None = None  # aux-local symbols
+        self.in_aux: str | None = None
+        self.objectives = 0
+
+    # ------------------------------------------------------------- plumbing
+    def error(self, msg, span, help=None, notes=()):
+        self.diags.append(Diagnostic(msg, span, help=help, notes=tuple(notes)))
+
+    def lookup(self, name):
+        if self.local is not None and name in self.local:
+            return self.local[name]
+        return self.table.get(name)
+
+    def known_names(self):
+        names = set(self.table)
+        if self.local:
+            names |= set(self.local)
+        return names
+
+    def declare(self, name, sym, span):
+        target = self.local if self.local is not None else self.table
+        prev = target.get(name) or (self.table.get(name) if self.local is not None else None)
+        if prev is not None:
+            self.error(f"duplicate definition of '{name}'", span,
+                       notes=[f"'{name}' was first defined as a {prev.kind} at {prev.decl.span}"])
+            return
+        if name in BUILTINS:
+            self.error(f"'{name}' is a built-in function and cannot be redefined", span)
+            return
+        target[name] = sym
+
+    # ------------------------------------------------------------ top level
+    def run(self) -> SymbolTable:
+        for item in self.module.items:
+            self.item(item)
+        if self.objectives == 0 and any(isinstance(i, (ast.VarDecl,)) for i in self.module.items):
+            self.error("the spec declares variables but no objective", self.module.span,
+                       help="add 'maximize ...;' or 'minimize ...;'")
+        if self.diags:
+            raise MechSemanticError(self.diags, {self.module.span.file: self.module.source})
+        return SymbolTable(self.table)
+
+    def item(self, item):
+        method = getattr(self, "decl_" + type(item).__name__)
+        method(item)
+
+    def index_spec(self, spec: ast.IndexSpec | None, scope: _Scope, where: str):
+        """Check an index spec; return (child scope, number of indices)."""
+        if spec is None:
+            return scope, 0
+        names = {}
+        dim = 0
+        for item in spec.items:
+            sdim = self.set_expr(item.set, scope.child(names))
+            if item.binders:
+                if sdim is not None and len(item.binders) != sdim:
+                    self.error(f"{len(item.binders)} name(s) bound over a set of dimension {sdim}", item.span)
+                for b in item.binders:
+                    self.binder(b, item.span, scope, names)
+                    names[b] = "index"
+                dim += len(item.binders)
+            else:
+                dim += sdim or 1
+        inner = scope.child(names)
+        if spec.condition is not None:
+            self.expect_sort(spec.condition, inner, BOOL, f"the filter of {where}", allow_var=False)
+        return inner, dim
+
+    def binder(self, name, span, scope, names):
+        if name in names or scope.lookup(name) is not None:
+            self.error(f"index '{name}' is already bound in this scope", span)
+        elif self.lookup(name) is not None:
+            sym = self.lookup(name)
+            self.error(f"index name '{name}' shadows the {sym.kind} '{name}' declared at {sym.decl.span}",
+                       span, help="rename the index")
+
+    # ---------------------------------------------------------------- sets
+    def set_expr(self, s, scope) -> int | None:
+        if isinstance(s, ast.RangeSet):
+            self.expect_sort(s.lo, scope, NUM, "a range bound", allow_var=False)
+            self.expect_sort(s.hi, scope, NUM, "a range bound", allow_var=False)
+            return 1
+        if isinstance(s, ast.NamedSet):
+            sym = self.lookup(s.name)
+            if sym is None:
+                self.unknown(s.name, s.span)
+                return None
+            if sym.kind not in ("set", "type"):
+                self.error(f"'{s.name}' is a {sym.kind}, not a set", s.span)
+                return None
+            return sym.dim
+        if isinstance(s, ast.ListSet):
+            dims = set()
+            for e in s.elements:
+                self.expect_sort(e, scope, NUM, "a set element", allow_var=False)
+                dims.add(1)
+            return 1
+        if isinstance(s, ast.ProductSet):
+            dims = [self.set_expr(f, scope) for f in s.factors]
+            return None if None in dims else sum(dims)
+        if isinstance(s, ast.FilteredSet):
+            bdim = self.set_expr(s.base, scope)
+            if bdim is not None and len(s.binders) != bdim:
+                self.error(f"{len(s.binders)} name(s) bound over a set of dimension {bdim}", s.span)
+            names = {}
+            for b in s.binders:
+                self.binder(b, s.span, scope, names)
+                names[b] = "index"
+            self.expect_sort(s.condition, scope.child(names), BOOL, "a set filter", allow_var=False)
+            return bdim
+        raise AssertionError(type(s))
+
+    # -------------------------------------------------------- declarations
+    def decl_SetDecl(self, d: ast.SetDecl):
+        dim = self.set_expr(d.value, _Scope())
+        self.declare(d.name, Symbol("set", dim or 1, d), d.span)
+
+    def decl_ParamDecl(self, d: ast.ParamDecl):
+        scope, dim = self.index_spec(d.index, _Scope(), f"param '{d.name}'")
+        for op, e in d.bounds:
+            self.expect_sort(e, _Scope(), NUM, f"a bound of param '{d.name}'", allow_var=False)
+        if isinstance(d.value, ast.ArrayLit):
+            if dim == 0:
+                self.error(f"param '{d.name}' is scalar but is given an array", d.value.span)
+            self.array(d.value, _Scope())
+        elif d.value is not None:
+            self.expect_sort(d.value, scope, NUM, f"the value of param '{d.name}'", allow_var=False)
+        self.declare(d.name, Symbol("param", dim, d), d.span)
+
+    def array(self, a: ast.ArrayLit, scope):
+        for e in a.elements:
+            if isinstance(e, ast.ArrayLit):
+                self.array(e, scope)
+            else:
+                self.expect_sort(e, scope, NUM, "an array element", allow_var=False)
+
+    def decl_TypeDecl(self, d: ast.TypeDecl):
+        dim = self.set_expr(d.set, _Scope())
+        if d.prior is not None:
+            sym = self.lookup(d.prior)
+            if sym is None:
+                self.unknown(d.prior, d.prior_span)
+            elif sym.kind != "param":
+                self.error(f"the prior '{d.prior}' must be a param, not a {sym.kind}", d.prior_span)
+            elif dim is not None and sym.dim != dim:
+                self.error(f"the prior '{d.prior}' has {sym.dim} index(es) but the type set has dimension {dim}",
+                           d.prior_span)
+        self.declare(d.name, Symbol("type", dim or 1, d), d.span)
+
+    def decl_PopulationDecl(self, d: ast.PopulationDecl):
+        self.expect_sort(d.count, _Scope(), NUM, "the population size", allow_var=False)
+        sym = self.lookup(d.source)
+        dim = 1
+        if sym is None:
+            self.unknown(d.source, d.source_span)
+        elif sym.kind == "type":
+            dim = sym.dim
+        elif sym.kind == "param" and sym.dim >= 1:
+            dim = sym.dim
+        else:
+            self.error(f"multinomial(N, p): '{d.source}' must be a type or an indexed param of probabilities",
+                       d.source_span)
+        self.declare(d.name, Symbol("population", dim, d), d.span)
+
+    def decl_VarDecl(self, d: ast.VarDecl):
+        scope, dim = self.index_spec(d.index, _Scope(), f"var '{d.name}'")
+        self._nonstrict(d)
+        for op, e in d.bounds:
+            self.expect_sort(e, scope, NUM, f"a bound of var '{d.name}'", allow_var=False)
+        if d.init is not None:
+            self.expect_sort(d.init, scope, NUM, f"the initial value of var '{d.name}'", allow_var=False)
+        self.declare(d.name, Symbol("var", dim, d), d.span)
+        if self.in_aux is not None:
+            self.table[self.in_aux].aux_vars[d.name] = dim
+
+    def _nonstrict(self, d: ast.VarDecl):
+        for op, e in d.bounds:
+            if op in ("<", ">"):
+                self.error(f"a variable bound must be '<=' or '>=', not '{op}'", e.span)
+
+    def decl_DefDecl(self, d: ast.DefDecl):
+        names = {}
+        for p in d.params:
+            self.binder(p, d.span, _Scope(), names)
+            names[p] = "arg"
+        info = self.expr(d.body, _Scope(names=names))
+        sym = Symbol("utility" if d.utility else "def", len(d.params), d, body_has_var=info.has_var)
+        self.declare(d.name, sym, d.span)
+
+    def decl_ConstraintDecl(self, d: ast.ConstraintDecl):
+        scope, dim = self.index_spec(d.index, _Scope(), f"constraint '{d.name}'")
+        self.constraint_body(d.body, scope)
+        self.declare(d.name, Symbol("constraint", dim, d), d.span)
+
+    def constraint_body(self, e, scope):
+        if isinstance(e, ast.Compare):
+            info = self.expr(e, scope)
+            if any(op == "!=" for op in e.ops):
+                self.error("'!=' cannot be a constraint", e.span, help="use '<=', '>=' or '=='")
+            return
+        if isinstance(e, ast.Implies):
+            self.expect_sort(e.premise, scope, BOOL, "the premise of an implication")
+            self.constraint_body(e.conclusion, scope)
+            return
+        if isinstance(e, ast.BoolOp):
+            for part in e.operands:
+                self.constraint_body(part, scope)
+            return
+        if isinstance(e, ast.Complements):
+            for part in (e.left, e.right):
+                if isinstance(part, ast.Compare):
+                    self.constraint_body(part, scope)
+                else:
+                    self.expect_sort(part, scope, NUM, "a side of complements(...)")
+            return
+        self.error("a constraint must be a comparison, an implication '->', a disjunction 'or', "
+                   "a conjunction 'and' or complements(a, b)", e.span)
+        self.expr(e, scope)
+
+    def decl_ObjectiveDecl(self, d: ast.ObjectiveDecl):
+        self.objectives += 1
+        if self.objectives > 1 and self.in_aux is None:
+            self.error("only one objective is allowed", d.span)
+        self.expect_sort(d.expr, _Scope(), NUM, "the objective")
+
+    def decl_AuxDecl(self, d: ast.AuxDecl):
+        scope, dim = self.index_spec(d.index, _Scope(), f"aux '{d.name}'")
+        sym = Symbol("aux", dim, d)
+        self.declare(d.name, sym, d.span)
+        saved = (self.local, self.in_aux, self.objectives)
+        self.local, self.in_aux, self.objectives = {}, d.name, 0
+        # Aux binders are visible to every item of the block.
+        self._aux_scope = scope
+        for item in d.items:
+            if isinstance(item, ast.ObjectiveDecl):
+                self.objectives += 1
+                if self.objectives > 1:
+                    self.error(f"aux '{d.name}' has more than one objective", item.span)
+                self.expect_sort(item.expr, scope, NUM, "the objective")
+            elif isinstance(item, ast.ConstraintDecl):
+                inner, _ = self.index_spec(item.index, scope, f"constraint '{item.name}'")
+                self.constraint_body(item.body, inner)
+                self.declare(item.name, Symbol("constraint", 0, item), item.span)
+            elif isinstance(item, ast.VarDecl):
+                inner, vdim = self.index_spec(item.index, scope, f"var '{item.name}'")
+                self._nonstrict(item)
+                for op, e in item.bounds:
+                    self.expect_sort(e, inner, NUM, f"a bound of var '{item.name}'", allow_var=False)
+                if item.init is not None:
+                    self.expect_sort(item.init, inner, NUM, f"the initial value of var '{item.name}'", allow_var=False)
+                self.declare(item.name, Symbol("var", vdim, item), item.span)
+                sym.aux_vars[item.name] = vdim
+            else:
+                self.item(item)
+        if self.objectives == 0:
+            self.error(f"aux '{d.name}' has no objective", d.span)
+        self.local, self.in_aux, self.objectives = saved
+
+    # --------------------------------------------------------- expressions
+    def unknown(self, name, span):
+        self.error(f"unknown name '{name}'", span, help=did_you_mean(name, self.known_names() | set(BUILTINS)))
+
+    def expect_sort(self, e, scope, sort, what, allow_var=True) -> _Info:
+        info = self.expr(e, scope)
+        if info.sort is not None and info.sort != sort:
+            self.error(f"type mismatch: {what} must be a {sort}, but this is a {info.sort}", e.span)
+        if not allow_var and info.has_var:
+            self.error(f"{what} cannot depend on decision variables", e.span)
+        return info
+
+    def expr(self, e, scope: _Scope) -> _Info:
+        return getattr(self, "ex_" + type(e).__name__)(e, scope)
+
+    def ex_Num(self, e, scope):
+        return _Info(NUM)
+
+    def ex_Name(self, e: ast.Name, scope):
+        local = scope.lookup(e.id)
+        if local in ("index", "arg", "type"):
+            return _Info(NUM)
+        if local == "population":
+            self.error(f"population '{e.id}' must be indexed, e.g. {e.id}[i]", e.span)
+            return _Info(NUM)
+        sym = self.lookup(e.id)
+        if sym is None:
+            self.unknown(e.id, e.span)
+            return _Info(None)
+        if sym.kind in ("param", "var"):
+            if sym.dim != 0:
+                self.error(f"{sym.kind} '{e.id}' needs {sym.dim} index(es)", e.span,
+                           help=f"write {e.id}[{', '.join('…' for _ in range(sym.dim))}]")
+            return _Info(NUM, sym.kind == "var")
+        if sym.kind == "type":
+            self.error(f"type '{e.id}' can only be used inside E[{e.id}](...)", e.span)
+            return _Info(NUM)
+        if sym.kind == "population":
+            self.error(f"population '{e.id}' can only be used inside E[{e.id}](...)", e.span)
+            return _Info(NUM)
+        self.error(f"'{e.id}' is a {sym.kind} and cannot be used as a value here", e.span)
+        return _Info(None)
+
+    def ex_Indexed(self, e: ast.Indexed, scope):
+        has_var = False
+        for a in e.args:
+            info = self.expect_sort(a, scope, NUM, "an index")
+            has_var |= info.has_var
+        if has_var:
+            self.error("an index cannot depend on decision variables", e.span)
+        local = scope.lookup(e.base)
+        if local == "population":
+            sym = self.lookup(e.base)
+            if sym is not None and len(e.args) != sym.dim:
+                self.error(f"population '{e.base}' takes {sym.dim} index(es), got {len(e.args)}", e.span)
+            return _Info(NUM)
+        if local is not None:
+            self.error(f"'{e.base}' is an index and cannot be indexed", e.base_span)
+            return _Info(NUM)
+        sym = self.lookup(e.base)
+        if sym is None:
+            self.unknown(e.base, e.base_span)
+            return _Info(None)
+        if sym.kind == "population":
+            self.error(f"population '{e.base}' can only be used inside E[{e.base}](...)", e.span)
+            return _Info(NUM)
+        if sym.kind not in ("param", "var", "aux"):
+            self.error(f"'{e.base}' is a {sym.kind} and cannot be indexed", e.base_span)
+            return _Info(None)
+        if sym.kind == "aux":
+            self.error(f"aux '{e.base}' needs an attribute, e.g. {e.base}[...].objective", e.span)
+        if len(e.args) != sym.dim:
+            self.error(f"wrong number of indices for {sym.kind} '{e.base}': expected {sym.dim}, got {len(e.args)}",
+                       e.span, notes=[f"'{e.base}' is declared at {sym.decl.span}"])
+        return _Info(NUM, sym.kind == "var")
+
+    def ex_Attribute(self, e: ast.Attribute, scope):
+        t = e.target
+        if isinstance(t, ast.Indexed):
+            base, args, bspan = t.base, t.args, t.base_span
+        elif isinstance(t, ast.Name):
+            base, args, bspan = t.id, (), t.span
+        else:
+            self.error("only an auxiliary problem has attributes", e.span)
+            return _Info(NUM)
+        sym = self.lookup(base)
+        if sym is None:
+            self.unknown(base, bspan)
+            return _Info(NUM)
+        if sym.kind != "aux":
+            self.error(f"'{base}' is a {sym.kind}; only an aux problem has attributes", bspan)
+            return _Info(NUM)
+        for a in args:
+            self.expect_sort(a, scope, NUM, "an index", allow_var=False)
+        if len(args) != sym.dim:
+            self.error(f"wrong number of indices for aux '{base}': expected {sym.dim}, got {len(args)}", t.span)
+        if e.attr not in AUX_ATTRS and e.attr not in sym.aux_vars:
+            choices = list(AUX_ATTRS) + list(sym.aux_vars)
+            self.error(f"aux '{base}' has no attribute '{e.attr}'", e.span,
+                       help=did_you_mean(e.attr, choices) or f"attributes: {', '.join(choices)}")
+        elif e.attr in sym.aux_vars and sym.aux_vars[e.attr] != 0:
+            self.error(f"attribute '{e.attr}' of aux '{base}' is an indexed variable; only scalar results can be used",
+                       e.span)
+        return _Info(NUM)
+
+    def ex_Call(self, e: ast.Call, scope):
+        infos = [self.expect_sort(a, scope, NUM, f"an argument of {e.func}()") for a in e.args]
+        has_var = any(i.has_var for i in infos)
+        if e.func in BUILTINS:
+            lo, hi = BUILTINS[e.func]
+            n = len(e.args)
+            if n < lo or (hi is not None and n > hi):
+                want = f"{lo}" if lo == hi else f"at least {lo}"
+                self.error(f"{e.func}() takes {want} argument(s), got {n}", e.span)
+            return _Info(NUM, has_var)
+        sym = self.lookup(e.func)
+        if sym is None:
+            self.unknown(e.func, e.span)
+            return _Info(None)
+        if sym.kind not in ("def", "utility"):
+            self.error(f"'{e.func}' is a {sym.kind}, not a function", e.span,
+                       help=f"index it with {e.func}[...]" if sym.kind in ("param", "var") else None)
+            return _Info(None)
+        if len(e.args) != sym.dim:
+            self.error(f"{e.func}() takes {sym.dim} argument(s), got {len(e.args)}", e.span,
+                       notes=[f"'{e.func}' is defined at {sym.decl.span}"])
+        return _Info(NUM, has_var or sym.body_has_var)
+
+    def ex_BinOp(self, e: ast.BinOp, scope):
+        a = self.expect_sort(e.left, scope, NUM, f"an operand of '{e.op}'")
+        b = self.expect_sort(e.right, scope, NUM, f"an operand of '{e.op}'")
+        return _Info(NUM, a.has_var or b.has_var)
+
+    def ex_Neg(self, e, scope):
+        return _Info(NUM, self.expect_sort(e.operand, scope, NUM, "the operand of '-'").has_var)
+
+    def ex_Compare(self, e: ast.Compare, scope):
+        hv = False
+        for o in e.operands:
+            hv |= self.expect_sort(o, scope, NUM, "an operand of a comparison").has_var
+        return _Info(BOOL, hv)
+
+    def ex_BoolOp(self, e: ast.BoolOp, scope):
+        hv = False
+        for o in e.operands:
+            hv |= self.expect_sort(o, scope, BOOL, f"an operand of '{e.op}'").has_var
+        return _Info(BOOL, hv)
+
+    def ex_Not(self, e, scope):
+        return _Info(BOOL, self.expect_sort(e.operand, scope, BOOL, "the operand of 'not'").has_var)
+
+    def ex_Implies(self, e, scope):
+        self.error("an implication '->' can only be a whole constraint", e.span)
+        return _Info(BOOL, True)
+
+    def ex_Complements(self, e, scope):
+        self.error("complements(...) can only be a whole constraint", e.span)
+        return _Info(BOOL, True)
+
+    def ex_Iterate(self, e: ast.Iterate, scope):
+        inner, _ = self.index_spec(e.index, scope, f"{e.op}{{...}}")
+        info = self.expect_sort(e.body, inner, NUM, f"the body of {e.op}")
+        return _Info(NUM, info.has_var)
+
+    def ex_Expect(self, e: ast.Expect, scope):
+        sym = self.lookup(e.subject)
+        if sym is None:
+            self.unknown(e.subject, e.subject_span)
+            return _Info(NUM, True)
+        if sym.kind not in ("type", "population"):
+            self.error(f"E[{e.subject}]: '{e.subject}' must be a declared type or population, not a {sym.kind}",
+                       e.subject_span)
+            return _Info(NUM, True)
+        inner = scope.child({e.subject: sym.kind})
+        if e.condition is not None:
+            self.expect_sort(e.condition, inner, BOOL, "the condition of E[...]", allow_var=False)
+        info = self.expect_sort(e.body, inner, NUM, "the body of E[...]")
+        return _Info(NUM, info.has_var)
+
+    def ex_ArrayLit(self, e, scope):
+        self.error("an array is only allowed as the value of an indexed param", e.span)
+        return _Info(None)
+
+
+def check(module: ast.Module) -> SymbolTable:
+    """Check ``module``; return its symbol table or raise with every diagnostic."""
+    return Checker(module).run()

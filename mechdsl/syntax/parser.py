@@ -1,0 +1,131 @@
+"""Parse .mech text into an :class:`~mechdsl.syntax.ast.Module`.
+
+Stage: ``str -> lark.Tree -> ast.Module``.  Syntax errors become
+:class:`~mechdsl.errors.MechSyntaxError` with ``file:line:col``, the source
+line, a caret and the expected tokens.
+"""
+from __future__ import annotations
+
+import functools
+from importlib import resources
+from pathlib import Path
+
+from lark import Lark, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import VisitError
+
+from ..errors import Diagnostic, MechError, MechSyntaxError
+from ..span import Span
+from . import ast
+from .build import AstBuilder
+
+RESERVED = (
+    "ic ir budget feasibility constraint maximize minimize real nonnegative binary integer sum "
+    "prod param set type population var def utility aux in init uniform multinomial and or not "
+    "complements E"
+).split()
+
+_DECL_KEYWORDS = {"param", "set", "type", "population", "var", "def", "utility", "aux", "ic", "ir", "budget",
+                  "feasibility", "constraint", "maximize", "minimize"}
+
+_READABLE = {"NAME": "a name", "NUMBER": "a number", "CON_KIND": "a constraint kind (ic, ir, budget, feasibility, constraint)",
+             "SENSE": "maximize/minimize", "DOMAIN": "a domain (real, nonnegative, binary, integer)",
+             "ITER_OP": "sum/prod", "BOUND_OP": "'>=' or '<='", "COMP_OP": "a comparison",
+             "$END": "end of file"}
+
+
+def grammar_text() -> str:
+    """Return the full grammar: the core plus every registered mechanism fragment."""
+    from ..mechanisms import KINDS
+
+    root = resources.files("mechdsl.grammar")
+    parts = [root.joinpath("mech.lark").read_text(encoding="utf-8")]
+    for kind in KINDS:
+        if kind.grammar:
+            parts.append(root.joinpath(kind.grammar).read_text(encoding="utf-8"))
+    return "\n".join(parts)
+
+
+@functools.lru_cache(maxsize=1)
+def _parser() -> Lark:
+    return Lark(grammar_text(), parser="lalr", propagate_positions=True, maybe_placeholders=False)
+
+
+def _describe(parser: Lark, names) -> list[str]:
+    out = set()
+    for name in names:
+        if name in _READABLE:
+            out.add(_READABLE[name])
+            continue
+        try:
+            term = parser.get_terminal(name)
+            out.add(f"'{term.pattern.value}'")
+        except KeyError:
+            out.add(name)
+    return sorted(out)
+
+
+def parse(text: str, filename: str = "<string>") -> ast.Module:
+    """Parse ``text`` (the contents of ``filename``) into an AST module."""
+    parser = _parser()
+    sources = {filename: text}
+    try:
+        tree = parser.parse(text)
+    except UnexpectedInput as exc:
+        raise _syntax_error(parser, exc, text, filename) from None
+    try:
+        return AstBuilder(filename, text).transform(tree)
+    except VisitError as exc:  # errors raised inside builder callbacks
+        if isinstance(exc.orig_exc, MechError):
+            raise exc.orig_exc from None
+        raise
+
+
+def parse_file(path: str | Path) -> ast.Module:
+    """Read and parse a .mech file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise MechError(f"error: cannot read spec '{path}': {exc.strerror}") from None
+    return parse(text, str(path))
+
+
+def _syntax_error(parser: Lark, exc: UnexpectedInput, text: str, filename: str) -> MechSyntaxError:
+    line = getattr(exc, "line", 0) or 0
+    col = getattr(exc, "column", 0) or 0
+    width = 1
+    help_ = None
+    if isinstance(exc, UnexpectedToken):
+        tok = exc.token
+        if tok.type == "$END":
+            msg = "unexpected end of file"
+            lines = text.splitlines() or [""]
+            line, col = len(lines), len(lines[-1]) + 1
+        else:
+            msg = f"unexpected {repr(str(tok))}"
+            width = max(1, len(str(tok)))
+        expected = _describe(parser, exc.accepts or exc.expected)
+        if tok.type != "$END" and str(tok) in RESERVED and "a name" in expected:
+            help_ = f"'{tok}' is a reserved word of the .mech language; choose another name"
+    elif isinstance(exc, UnexpectedCharacters):
+        ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else "?"
+        msg = f"unexpected character {ch!r}"
+        expected = []
+    elif isinstance(exc, UnexpectedEOF):
+        msg = "unexpected end of file"
+        expected = _describe(parser, exc.expected)
+        lines = text.splitlines() or [""]
+        line, col = len(lines), len(lines[-1]) + 1
+    else:  # pragma: no cover - lark has no other subclasses today
+        msg, expected = str(exc), []
+    notes = ()
+    if expected:
+        if len(expected) <= 12:
+            notes = ("expected " + ", ".join(expected),)
+        else:
+            notes = ("expected one of " + ", ".join(expected[:12]) + ", ...",)
+    if ("';'" in expected and help_ is None and isinstance(exc, UnexpectedToken)
+            and str(exc.token) in _DECL_KEYWORDS):
+        help_ = "is a ';' missing at the end of the previous declaration?"
+    span = Span(filename, line, col, line, col + width)
+    return MechSyntaxError(Diagnostic(f"syntax error: {msg}", span, notes=notes, help=help_), {filename: text})
