@@ -65,7 +65,10 @@ class Model:
         """Bind the spec to its data (defaults, ``data`` file, ``overrides``)."""
         self.check()
         if self._instance is None:
-            self._instance = Instance(self.mech, self._data, aux_solver=self._solve_aux)
+            try:
+                self._instance = Instance(self.mech, self._data, aux_solver=self._solve_aux)
+            except EvalError as exc:
+                raise _locate(self.module, exc) from None
         return self._instance
 
     def compile(self):
@@ -76,7 +79,7 @@ class Model:
         try:
             return compile_problem(self.mech.problem, inst, name=Path(self.path).stem)
         except EvalError as exc:
-            raise type(exc)(_located(exc.message)) from None
+            raise _locate(self.module, exc) from None
 
     def solve(self, options: SolveOptions | None = None, **kwargs) -> Result:
         """Compile, solve, verify against the original constraints, and map back to the spec."""
@@ -130,7 +133,7 @@ class Model:
         try:
             cm = compile_problem(aux.problem, inst, env, name=label, var_names=names)
         except EvalError as exc:
-            raise EvalError(f"in auxiliary problem {label}: {exc.message}") from None
+            raise EvalError(f"in auxiliary problem {label}: {exc.message}", exc.name, aux.span) from None
         opts = self._aux_opts
         solver = choose_solver(cm.problem_class, None)
         out = _solve_compiled(cm, solver, opts, opts.aux_multistart)
@@ -163,14 +166,17 @@ def _solve_compiled(cm, solver, opts: SolveOptions, multistart: bool):
     import pyomo.environ as pyo
     from mechdsl.compilers.pyomo.solvers import solve
 
+    def once():
+        return solve(cm.model, solver, tee=opts.tee, options=dict(opts.solver_options or {}),
+                     time_limit=opts.time_limit)
+
     def run():
-        return _continuation(cm, lambda: solve(cm.model, solver, tee=opts.tee,
-                                               options=dict(opts.solver_options or {}),
-                                               time_limit=opts.time_limit))
+        return _continuation(cm, once)
 
     if not (multistart and cm.problem_class == "NLP"):
         return run()
-    vars_ = list(cm.model.component_data_objects(pyo.Var))
+    mu = getattr(cm.model, "smoothing_mu", None)
+    vars_ = [v for v in cm.model.component_data_objects(pyo.Var) if v is not mu]
     starts = [[v.value for v in vars_]]
     for pick in (lambda v: v.lb, lambda v: v.ub):
         pt = [pick(v) if pick(v) is not None else v.value for v in vars_]
@@ -178,14 +184,19 @@ def _solve_compiled(cm, solver, opts: SolveOptions, multistart: bool):
             starts.append(pt)
     best, best_vals = None, None
     sign = 1 if cm.sense == "maximize" else -1
+    # From each start: a direct solve of the exact problem, and (when the model
+    # has smoothed min/max terms) a continuation; keep the best local optimum.
+    runs = [once, run] if mu is not None else [once]
     for pt in starts:
-        for v, x in zip(vars_, pt):
-            v.set_value(x, skip_validation=True)
-        out = run()
-        if out.status.ok and (best is None or not best.status.ok or sign * out.objective > sign * best.objective + 1e-9):
-            best, best_vals = out, [v.value for v in vars_]
-        elif best is None:
-            best = out
+        for attempt in runs:
+            for v, x in zip(vars_, pt):
+                v.set_value(x, skip_validation=True)
+            out = attempt()
+            if out.status.ok and (best is None or not best.status.ok
+                                  or sign * out.objective > sign * best.objective + 1e-9):
+                best, best_vals = out, [v.value for v in vars_]
+            elif best is None:
+                best = out
     if best_vals is not None:
         for v, x in zip(vars_, best_vals):
             v.set_value(x, skip_validation=True)
@@ -200,11 +211,11 @@ def _continuation(cm, run_once):
     if mu is None:
         return run_once()
     for value in SMOOTHING_SCHEDULE:
-        mu.set_value(value)
+        mu.setlb(value), mu.setub(value), mu.set_value(value)
         out = run_once()
         if not out.status.ok:
             break
-    mu.set_value(SMOOTHING_FINAL)
+    mu.setlb(SMOOTHING_FINAL), mu.setub(SMOOTHING_FINAL), mu.set_value(SMOOTHING_FINAL)
     return run_once()
 
 
@@ -257,8 +268,35 @@ def _verification_message(ver) -> str:
     return "\n".join(lines)
 
 
-def _located(msg: str) -> str:
-    return msg if msg.startswith("error") or ": error:" in msg else f"error: {msg}"
+def _locate(module: ast.Module, exc: EvalError) -> MechError:
+    """Point an evaluation error at the source: the offending ``name[...]`` inside the declaration."""
+    from .errors import Diagnostic, MechSemanticError
+
+    if exc.span is None:
+        return exc
+    span = exc.span
+    decl = next((d for d in module.items if d.span == span), None)
+    if decl is not None and exc.name:
+        hits = [n for n in _walk(decl) if isinstance(n, ast.Indexed) and n.base == exc.name]
+        if hits:
+            span = hits[0].span
+    return MechSemanticError([Diagnostic(exc.message, span)], {module.span.file: module.source})
+
+
+def _walk(node):
+    """Every AST node below ``node`` (dataclass fields, tuples)."""
+    import dataclasses
+
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, tuple):
+            stack.extend(n)
+        elif dataclasses.is_dataclass(n) and not isinstance(n, type):
+            yield n
+            for f in dataclasses.fields(n):
+                if f.name != "span":
+                    stack.append(getattr(n, f.name))
 
 
 def _with_result(self, res):

@@ -43,7 +43,16 @@ def canon(v):
 
 
 class EvalError(DataError):
-    """A value could not be computed (index outside its set, log of a negative, ...)."""
+    """A value could not be computed (index outside its set, log of a negative, ...).
+
+    ``name`` is the indexed symbol at fault when known, ``span`` the declaration
+    being evaluated; :mod:`mechdsl.api` uses both to point at the source.
+    """
+
+    def __init__(self, message: str, name: str | None = None, span=None):
+        super().__init__(message)
+        self.name = name
+        self.span = span
 
 
 class Target:

@@ -62,7 +62,9 @@ class Instance:
             try:
                 getattr(self, "_bind_" + type(decl).__name__)(decl)
             except EvalError as exc:
-                raise DataError(f"{decl.span}: error: {exc.message}") from None
+                if exc.span is None:
+                    exc.span = decl.span
+                raise
 
     # ------------------------------------------------------------ lookups
     def scalar(self, name: str):
@@ -81,7 +83,8 @@ class Instance:
         try:
             return table[key]
         except KeyError:
-            raise EvalError(f"{name}[{','.join(map(str, key))}] is outside the index set of param '{name}'") from None
+            raise EvalError(f"{name}[{','.join(map(str, key))}] is outside the index set of param '{name}'",
+                            name=name) from None
 
     def set_elements(self, name: str) -> list[tuple]:
         if name in self.sets:

@@ -28,7 +28,8 @@ class _Values(Target):
         try:
             return self.values[name][key]
         except KeyError:
-            raise EvalError(f"{name}[{','.join(map(str, key))}] is outside the index set of var '{name}'") from None
+            raise EvalError(f"{name}[{','.join(map(str, key))}] is outside the index set of var '{name}'",
+                            name=name) from None
 
 
 @dataclass

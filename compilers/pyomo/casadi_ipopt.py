@@ -488,13 +488,20 @@ def solve_with_casadi(
     obj = objectives[0] if objectives else None
     sign = -1.0 if obj is not None and obj.sense == maximize else 1.0
 
+    active = list(model.component_data_objects(Constraint, active=True, descend_into=True))
+    cache_key = (id(obj), tuple(id(c) for c in active), bool(tee), repr(sorted((options or {}).items())),
+                 max_iter, tol, bound_relax_factor)
+    cached = getattr(model, "_mechdsl_casadi_cache", None)
+    if cached is not None and cached[0] == cache_key:
+        _, solver, variables, lbg, ubg = cached
+        return _run(solver, variables, lbg, ubg, sign, tee, load_solution, result)
+
     tr = _Translator(ComponentMap(), create_missing=True)
     f = tr.translate(obj.expr) if obj is not None else casadi.SX(0.0)
 
     g, lbg, ubg = [], [], []
     const_rows = []  # (name, value, lo, hi) for rows without variables
-    for con in model.component_data_objects(
-            Constraint, active=True, descend_into=True):
+    for con in active:
         body = tr.translate(con.body)
         lower, upper = _bound(con.lower), _bound(con.upper)
         if con.equality:
@@ -523,9 +530,6 @@ def solve_with_casadi(
         return result("locally_optimal", "No_Variables",
                       None if obj is None else fval, 0)
 
-    lbx = [-math.inf if v.lb is None else float(v.lb) for v in variables]
-    ubx = [math.inf if v.ub is None else float(v.ub) for v in variables]
-    x0 = [_start_value(v) for v in variables]
     x = casadi.vertcat(*(tr.varmap[v] for v in variables))
 
     opts: dict[str, Any] = {
@@ -545,14 +549,32 @@ def solve_with_casadi(
     nlp = {"x": x, "f": sign * f}
     if g:
         nlp["g"] = casadi.vertcat(*g)
-    args = {"x0": x0, "lbx": lbx, "ubx": ubx}
-    if g:
-        args["lbg"] = lbg
-        args["ubg"] = ubg
 
     try:
         with _quiet_stdout(not tee):
             solver = casadi.nlpsol("mechdsl_ipopt", "ipopt", nlp, opts)
+    except Exception as exc:  # invalid options raise when the solver is built
+        return result("error", f"{type(exc).__name__}: {exc}".strip())
+    # Building the NLP (translation, AD) dominates small solves; keep it for
+    # re-solves of the same model (warm starts, continuation in a bound).
+    try:
+        model._mechdsl_casadi_cache = (cache_key, solver, variables, lbg, ubg)
+    except Exception:  # pragma: no cover - a block that refuses attributes
+        pass
+    return _run(solver, variables, lbg, ubg, sign, tee, load_solution, result, has_objective=obj is not None)
+
+
+def _run(solver, variables, lbg, ubg, sign, tee, load_solution, result, has_objective=True):
+    """Solve a built NLP from the variables' current values and bounds."""
+    lbx = [-math.inf if v.lb is None else float(v.lb) for v in variables]
+    ubx = [math.inf if v.ub is None else float(v.ub) for v in variables]
+    x0 = [_start_value(v) for v in variables]
+    args = {"x0": x0, "lbx": lbx, "ubx": ubx}
+    if lbg:
+        args["lbg"] = lbg
+        args["ubg"] = ubg
+    try:
+        with _quiet_stdout(not tee):
             sol = solver(**args)
             stats = solver.stats()
     except Exception as exc:  # casadi raises RuntimeError on eval failures
@@ -570,7 +592,7 @@ def solve_with_casadi(
             var.set_value(float(val), skip_validation=True)
 
     objective = None
-    if obj is not None and has_point and status not in ("infeasible", "error"):
+    if has_objective and has_point and status not in ("infeasible", "error"):
         fval = sign * float(sol["f"])
         objective = fval if math.isfinite(fval) else None
     return result(status, message, objective, iterations)

@@ -59,7 +59,8 @@ class PyomoTarget(Target):
         try:
             return comp[k]
         except KeyError:
-            raise EvalError(f"{name}[{','.join(map(str, key))}] is outside the index set of var '{name}'") from None
+            raise EvalError(f"{name}[{','.join(map(str, key))}] is outside the index set of var '{name}'",
+                            name=name) from None
 
     @staticmethod
     def _num(x):
@@ -100,10 +101,12 @@ class PyomoTarget(Target):
         return z
 
     def _mu(self):
+        # A variable pinned by its bounds rather than a mutable Param: the NLP
+        # keeps one structure through the continuation and is built only once.
         m = self.model
         if not hasattr(m, "smoothing_mu"):
-            m.smoothing_mu = pyo.Param(mutable=True, initialize=SMOOTHING_FINAL, within=pyo.NonNegativeReals,
-                                       doc="smoothing of nonsmooth min/max terms (see compilers/pyomo/model.py)")
+            m.smoothing_mu = pyo.Var(bounds=(SMOOTHING_FINAL, SMOOTHING_FINAL), initialize=SMOOTHING_FINAL,
+                                     doc="smoothing of nonsmooth min/max terms (see compilers/pyomo/model.py)")
         return m.smoothing_mu
 
     def _smooth(self, args, sign):
@@ -231,7 +234,7 @@ def compile_problem(problem: ir.Problem, inst, env: dict | None = None, name: st
         try:
             expr = ev.value(o.expr, dict(env), pol)
         except EvalError as exc:
-            raise EvalError(f"{o.span}: in the objective: {exc.message}") from None
+            raise EvalError(f"in the objective: {exc.message}", exc.name, o.span) from None
         setattr(model, _pyomo_name(model, o.name),
                 pyo.Objective(expr=expr, sense=pyo.maximize if o.sense == "maximize" else pyo.minimize))
 
@@ -288,7 +291,7 @@ def _compile_constraint(model, c: ir.ConstraintDef, ev: Evaluator, num: Evaluato
                 expr = {"<=": lambda: lhs <= rhs, ">=": lambda: lhs >= rhs, "==": lambda: lhs == rhs}[rel.op]()
                 rows.setdefault(part, {})[key] = expr
         except EvalError as exc:
-            raise EvalError(f"{c.span}: in constraint {c.name}{_fmt(key)}: {exc.message}") from None
+            raise EvalError(f"in constraint {c.name}{_fmt(key)}: {exc.message}", exc.name, c.span) from None
     total = 0
     for part, exprs in sorted(rows.items()):
         cname = _pyomo_name(model, c.name if part == "" else f"{c.name}_{part}")

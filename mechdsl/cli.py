@@ -1,0 +1,214 @@
+"""Command line: ``mechdsl check|compile|solve SPEC``.
+
+A thin layer over :mod:`mechdsl.api`.  Exit codes: 0 success; 1 infeasible,
+unbounded, solver failure, or failed verification under ``--strict``; 2 an
+error in the spec or its data.  User errors never print a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from . import api
+from .errors import MechError
+
+
+def _common(p: argparse.ArgumentParser, data: bool = True):
+    p.add_argument("spec", help="the .mech file")
+    if data:
+        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
+                       help="override a param: K=10, c=[0.2,0.1], lam=[[0.5,0.5],[0.2,0.8]] (repeatable)")
+        p.add_argument("--data", metavar="FILE.toml", help="param values from a TOML file (keys are param names)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="mechdsl", description="Algebraic modelling for mechanism and contract design.")
+    ap.add_argument("--version", action="version", version=f"mechdsl {__import__('mechdsl').__version__}")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("check", help="parse and check a spec (and its data)")
+    _common(p)
+
+    p = sub.add_parser("compile", help="build the optimisation model and print a summary")
+    _common(p)
+    p.add_argument("--emit", nargs=2, metavar=("FORMAT", "FILE"),
+                   help="write the model: lp, nl, gms (Pyomo writers) or pyomo (a readable dump)")
+    p.add_argument("--solver", help="the solver that would be used (highs or ipopt)")
+
+    p = sub.add_parser("solve", help="solve and print the menu, the objective and the verification")
+    _common(p)
+    p.add_argument("--solver", help="force a solver: highs (LP/QP/MILP) or ipopt (NLP)")
+    p.add_argument("--json", action="store_true", help="print exactly one JSON object")
+    p.add_argument("-v", "--verbose", action="store_true", help="show the solver's own log")
+    p.add_argument("--strict", action="store_true", help="exit 1 if verification fails")
+    p.add_argument("--tol", type=float, default=1e-6, help="verification tolerance (default 1e-6)")
+    p.add_argument("--multistart", action="store_true",
+                   help="NLP: also start from the variables' bounds and keep the best local optimum")
+    p.add_argument("--time-limit", type=float, help="solver time limit in seconds")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.getLogger("pyomo").setLevel(logging.ERROR)
+    try:
+        return {"check": cmd_check, "compile": cmd_compile, "solve": cmd_solve}[args.command](args)
+    except MechError as exc:
+        if getattr(args, "json", False) and getattr(exc, "result", None) is not None:
+            print(exc.result.to_json())
+        msg = str(exc)
+        print(msg if msg.lstrip().startswith(("error", "warning")) or ": error" in msg else f"error: {msg}",
+              file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug in mechdsl, not a user error
+        if os.environ.get("MECHDSL_DEBUG"):
+            raise
+        print(f"internal error: {type(exc).__name__}: {exc}\n"
+              "This is a bug in mechdsl; please report it with the spec. "
+              "Set MECHDSL_DEBUG=1 to see the traceback.", file=sys.stderr)
+        return 3
+
+
+def _load(args) -> api.Model:
+    return api.load(args.spec, data=args.data, overrides=args.overrides)
+
+
+def cmd_check(args) -> int:
+    model = _load(args)
+    model.check()
+    inst = model.instance()
+    mech = model.mech
+    print(f"{args.spec}: ok ({len(mech.problem.vars)} variable families, "
+          f"{len(mech.problem.constraints)} constraint families, {len(inst.params)} params)")
+    return 0
+
+
+def cmd_compile(args) -> int:
+    from mechdsl.compilers.pyomo.solvers import choose_solver
+
+    model = _load(args)
+    cm = model.compile()
+    inst = model.instance()
+    solver = choose_solver(cm.problem_class, args.solver)
+    out = sys.stdout
+    print(f"spec: {args.spec}", file=out)
+    if inst.sets or inst.types:
+        print("sets:", file=out)
+        for name, elems in inst.sets.items():
+            print(f"  {name:<16} {len(elems)} element(s)", file=out)
+        for name, (elems, _) in inst.types.items():
+            print(f"  type {name:<11} {len(elems)} type(s)", file=out)
+    print(f"variables: {cm.num_vars}", file=out)
+    for v in cm.problem.vars:
+        idx = "[" + ",".join(b.name for b in v.domain.binders) + "]" if v.domain else ""
+        print(f"  {v.name + idx:<16} {len(cm.var_keys[v.name]):>8}  {v.kind}", file=out)
+    print("constraints:", file=out)
+    by_kind: dict[str, int] = {}
+    for c in cm.problem.constraints:
+        by_kind[c.kind.value] = by_kind.get(c.kind.value, 0) + cm.con_counts.get(c.name, 0)
+        print(f"  {c.kind.value:<12} {c.name:<16} {cm.con_counts.get(c.name, 0):>8} row(s)", file=out)
+    if cm.linearized:
+        print(f"  {'(linearise)':<12} {'minmax_aux_def':<16} "
+              f"{len(getattr(cm.model, 'minmax_aux_def', []))} row(s) for {cm.linearized} min/max term(s)", file=out)
+    print("  per kind: " + ", ".join(f"{k} {n}" for k, n in by_kind.items()), file=out)
+    print(f"objective: {cm.sense} {model.mech.problem.objective.name if model.mech.problem.objective else '-'}",
+          file=out)
+    print(f"problem class: {cm.problem_class}", file=out)
+    print(f"solver: {api._solver_label(solver)}", file=out)
+    if args.emit:
+        _emit(cm, *args.emit)
+        print(f"wrote {args.emit[0]} to {args.emit[1]}", file=out)
+    return 0
+
+
+def _emit(cm, fmt: str, path: str):
+    fmt = fmt.lower()
+    if fmt == "pyomo":
+        with open(path, "w") as f:
+            cm.model.pprint(ostream=f)
+        return
+    formats = {"lp": "lp", "nl": "nl", "gms": "gams"}
+    if fmt not in formats:
+        raise MechError(f"error: --emit: unknown format '{fmt}' (use lp, nl, gms or pyomo)")
+    if fmt == "lp" and cm.problem_class not in ("LP", "MILP", "QP", "MIQP"):
+        raise MechError(f"error: --emit lp: a {cm.problem_class} cannot be written as LP; use nl or gms")
+    try:
+        cm.model.write(path, format=formats[fmt], io_options={"symbolic_solver_labels": True})
+    except Exception as exc:
+        raise MechError(f"error: --emit {fmt}: Pyomo could not write the model: {exc}") from None
+
+
+def cmd_solve(args) -> int:
+    model = _load(args)
+    opts = api.SolveOptions(solver=args.solver, tee=args.verbose, tol=args.tol, strict=args.strict,
+                            multistart=args.multistart, time_limit=args.time_limit)
+    if args.json:
+        # Keep stdout for the one JSON object; solver logs go to stderr.
+        with contextlib.redirect_stdout(sys.stderr):
+            res = model.solve(opts)
+        print(res.to_json())
+        return 0
+    res = model.solve(opts)
+    print(render(res))
+    return 0 if (res.verification is None or res.verification.ok or not args.strict) else 1
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        if v == 0:
+            return "0"
+        return f"{v:.6g}"
+    return str(v)
+
+
+def render(res) -> str:
+    """A readable report: status, objective, menu, verification."""
+    lines = [f"status: {res.status}   problem: {res.problem_class}   solver: {res.solver}",
+             f"objective ({res.sense} {res.objective_name}): {_fmt(res.objective)}"]
+    if res.aux:
+        lines.append(f"auxiliary problems solved: {len(res.aux)}")
+    rows = res.menu()
+    if rows:
+        cols = [c for c in rows[0] if c != "binding"]
+        table = [cols + ["binding IC/IR"]] + [[_fmt(r[c]) for c in cols] + [" ".join(r["binding"]) or "-"]
+                                              for r in rows]
+        widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+        lines.append("")
+        lines.append("menu (one row per type):")
+        for k, row in enumerate(table):
+            lines.append("  " + "  ".join(cell.rjust(w) if j < len(cols) else cell
+                                          for j, (cell, w) in enumerate(zip(row, widths))))
+            if k == 0:
+                lines.append("  " + "  ".join("-" * w for w in widths))
+    else:
+        lines.append("")
+        lines.append("variables:")
+        for name, vals in res.variables.items():
+            shown = ", ".join(f"{name}[{','.join(map(str, k))}]={_fmt(v)}" if k else f"{name}={_fmt(v)}"
+                              for k, v in list(vals.items())[:12])
+            more = f", ... ({len(vals)} in all)" if len(vals) > 12 else ""
+            lines.append(f"  {shown}{more}")
+    ver = res.verification
+    lines.append("")
+    lines.append(f"verification against the original constraints (tol {ver.tol:g}, {ver.checked} rows): "
+                 f"{'ok' if ver.ok else 'FAILED'}")
+    lines.append(f"  max_regret={ver.max_regret:.3g}  max_ir_violation={ver.max_ir_violation:.3g}  "
+                 f"max_violation={ver.max_violation:.3g}")
+    for viol, cid, kind in ver.worst[:5]:
+        lines.append(f"  violated: {cid} ({kind}) by {viol:.3g}")
+    for note in res.notes:
+        lines.append(f"note: {note}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
