@@ -1,9 +1,10 @@
 """The registry of mechanism kinds: the one place an extension is registered.
 
-A mechanism kind bundles a grammar fragment (``grammar/mechanisms/<kind>.lark``,
-which ``%extend``s the core ``item`` or ``atom`` rules), the AST builder
-callbacks for its rules, and a lowering into core IR.  See
-``docs/extending.md``.  The core language needs no entry here.
+A kind is a grammar fragment (``grammar/mechanisms/<kind>.lark``, which
+``%extend``s the core ``item`` or ``atom`` rule) plus builder callbacks that
+turn its parse-tree rules into AST nodes -- normally core declarations, so the
+checker, IR, compilers and verification need nothing new.  See
+``docs/extending.md``.
 """
 from __future__ import annotations
 
@@ -16,11 +17,19 @@ class MechanismKind:
     """A registered extension of the language."""
 
     name: str
-    grammar: str | None = None          # path under mechdsl.grammar, e.g. "mechanisms/screening.lark"
-    builders: dict[str, Callable] = field(default_factory=dict)  # rule name -> AstBuilder method
-    lower: Callable | None = None       # (node, lowerer) -> list of core IR items
+    grammar: str | None = None          #: path under mechdsl.grammar, e.g. "mechanisms/truthful.lark"
+    builders: dict[str, Callable] = field(default_factory=dict)  #: rule -> fn(builder, meta, children)
     doc: str = ""
+    example: str = ""                   #: a spec using the kind (solved by tests/test_registry.py)
 
 
-#: Every registered kind, in load order.  Add one line per new kind.
-KINDS: tuple[MechanismKind, ...] = ()
+def _kinds() -> tuple[MechanismKind, ...]:
+    from . import truthful
+
+    #: Every registered kind, in load order.  Add one line per new kind.
+    return (
+        truthful.SPEC,
+    )
+
+
+KINDS: tuple[MechanismKind, ...] = _kinds()

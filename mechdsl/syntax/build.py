@@ -25,6 +25,7 @@ class AstBuilder(Transformer):
         super().__init__()
         self.filename = filename
         self.source = source
+        self.utilities: dict[str, ast.DefDecl] = {}  # for kinds that expand utilities
 
     # ---------------------------------------------------------------- helpers
     def _span(self, meta) -> Span:
@@ -44,7 +45,10 @@ class AstBuilder(Transformer):
         span = self._span(meta)
         if span.line == 0:
             span = Span(self.filename, 1, 1, 1, 1)
-        return ast.Module(span, tuple(children), self.source)
+        items = []
+        for c in children:  # a mechanism kind may expand to several declarations
+            items.extend(c if isinstance(c, tuple) else (c,))
+        return ast.Module(span, tuple(items), self.source)
 
     # ---------------------------------------------------------- declarations
     def param_decl(self, meta, children):
@@ -106,8 +110,10 @@ class AstBuilder(Transformer):
         return ast.DefDecl(self._span(meta), str(name), params, rest[-1])
 
     def utility_decl(self, meta, children):
-        name, a, b, body = children
-        return ast.DefDecl(self._span(meta), str(name), (str(a), str(b)), body, utility=True)
+        name, *params, body = children
+        d = ast.DefDecl(self._span(meta), str(name), tuple(str(p) for p in params), body, utility=True)
+        self.utilities[d.name] = d
+        return d
 
     def constraint_decl(self, meta, children):
         kind, name, *rest = children

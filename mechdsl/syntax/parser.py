@@ -64,6 +64,20 @@ def _describe(parser: Lark, names) -> list[str]:
     return sorted(out)
 
 
+@functools.lru_cache(maxsize=1)
+def _builder_class():
+    """The AST builder with every registered kind's rule callbacks added."""
+    from lark import v_args
+
+    from ..mechanisms import KINDS
+
+    methods = {}
+    for kind in KINDS:
+        for rule, fn in kind.builders.items():
+            methods[rule] = fn
+    return v_args(meta=True)(type("Builder", (AstBuilder,), methods))
+
+
 def parse(text: str, filename: str = "<string>") -> ast.Module:
     """Parse ``text`` (the contents of ``filename``) into an AST module."""
     parser = _parser()
@@ -73,7 +87,7 @@ def parse(text: str, filename: str = "<string>") -> ast.Module:
     except UnexpectedInput as exc:
         raise _syntax_error(parser, exc, text, filename) from None
     try:
-        return AstBuilder(filename, text).transform(tree)
+        return _builder_class()(filename, text).transform(tree)
     except VisitError as exc:  # errors raised inside builder callbacks
         if isinstance(exc.orig_exc, MechError):
             raise exc.orig_exc from None
