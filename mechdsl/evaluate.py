@@ -288,11 +288,11 @@ class Evaluator:
         inst, target = self.inst, self.target
         if name in self._var_names:
             def var(env, pol):
-                return target.var(name, tuple(canon(f(env, 0)) for f in idx))
+                return target.var(name, _flat(tuple(canon(f(env, 0)) for f in idx)))
             return var
 
         def lookup(env, pol):
-            key = tuple(canon(f(env, 0)) for f in idx)
+            key = _flat(tuple(canon(f(env, 0)) for f in idx))
             if label in env:  # a population's counts, bound by E[...]
                 counts = env[label]
                 try:
@@ -391,6 +391,17 @@ class Evaluator:
         ops = {"==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<=": lambda a, b: a <= b,
                ">=": lambda a, b: a >= b, "<": lambda a, b: a < b, ">": lambda a, b: a > b}[op]
         return lambda env, pol: ops(fa(env, 0), fb(env, 0))
+
+
+def _flat(key: tuple) -> tuple:
+    """Index tuples are flat: a product-type value (a tuple) contributes its components."""
+    for k in key:
+        if isinstance(k, tuple):
+            out = []
+            for j in key:
+                out.extend(j if isinstance(j, tuple) else (j,))
+            return tuple(out)
+    return key
 
 
 def _prod(it):

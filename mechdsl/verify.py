@@ -52,6 +52,8 @@ def constraint_id(c: ir.ConstraintDef, key: tuple, type_dim: int | None) -> str:
     """Readable ids: ``IC[3->1]`` for an ic family over (true type, report), else ``IR[2]``."""
     if not key:
         return c.name
+    if type_dim is None and len(key) % 2 == 0:
+        type_dim = len(key) // 2  # no type declared: (true..., report...) halves
     if c.kind == ir.ConKind.IC and type_dim and len(key) == 2 * type_dim:
         a, b = key[:type_dim], key[type_dim:]
         return f"{c.name}[{','.join(map(str, a))}->{','.join(map(str, b))}]"

@@ -386,11 +386,12 @@ class Checker:
             has_var |= info.has_var
         if has_var:
             self.error("an index cannot depend on decision variables", e.span)
+        nargs = sum(self._arg_dim(a, scope) for a in e.args)
         local = scope.lookup(e.base)
         if local == "population":
             sym = self.lookup(e.base)
-            if sym is not None and len(e.args) != sym.dim:
-                self.error(f"population '{e.base}' takes {sym.dim} index(es), got {len(e.args)}", e.span)
+            if sym is not None and nargs != sym.dim:
+                self.error(f"population '{e.base}' takes {sym.dim} index(es), got {nargs}", e.span)
             return _Info(NUM)
         if local is not None:
             self.error(f"'{e.base}' is an index and cannot be indexed", e.base_span)
@@ -407,10 +408,17 @@ class Checker:
             return _Info(None)
         if sym.kind == "aux":
             self.error(f"aux '{e.base}' needs an attribute, e.g. {e.base}[...].objective", e.span)
-        if len(e.args) != sym.dim:
-            self.error(f"wrong number of indices for {sym.kind} '{e.base}': expected {sym.dim}, got {len(e.args)}",
+        if nargs != sym.dim:
+            self.error(f"wrong number of indices for {sym.kind} '{e.base}': expected {sym.dim}, got {nargs}",
                        e.span, notes=[f"'{e.base}' is declared at {sym.decl.span}"])
         return _Info(NUM, sym.kind == "var")
+
+    def _arg_dim(self, a, scope) -> int:
+        """An index that names a product type (bound by E[...]) stands for all of its components."""
+        if isinstance(a, ast.Name) and scope.lookup(a.id) == "type":
+            sym = self.lookup(a.id)
+            return sym.dim if sym is not None else 1
+        return 1
 
     def ex_Attribute(self, e: ast.Attribute, scope):
         t = e.target
