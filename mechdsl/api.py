@@ -270,7 +270,7 @@ def _verification_message(ver) -> str:
 
 def _locate(module: ast.Module, exc: EvalError) -> MechError:
     """Point an evaluation error at the source: the offending ``name[...]`` inside the declaration."""
-    from .errors import Diagnostic, MechSemanticError
+    from .errors import DataError, Diagnostic
 
     if exc.span is None:
         return exc
@@ -280,7 +280,10 @@ def _locate(module: ast.Module, exc: EvalError) -> MechError:
         hits = [n for n in _walk(decl) if isinstance(n, ast.Indexed) and n.base == exc.name]
         if hits:
             span = hits[0].span
-    return MechSemanticError([Diagnostic(exc.message, span)], {module.span.file: module.source})
+    diag = Diagnostic(exc.message, span)
+    err = DataError(diag.render({module.span.file: module.source}))  # still a data error (exit 2), now located
+    err.diagnostics = [diag]
+    return err
 
 
 def _walk(node):

@@ -34,6 +34,17 @@ def parse_override(text: str) -> tuple[str, Any]:
     return name, value
 
 
+def _plain(v):
+    """numpy arrays and scalars -> plain lists and numbers."""
+    if hasattr(v, "tolist"):
+        return v.tolist()
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v
+
+
 def _check_value(v, where):
     if isinstance(v, bool) or v is None or isinstance(v, str):
         raise DataError(f"error: {where}: values must be numbers or arrays of numbers, got {json.dumps(v)}")
@@ -69,12 +80,14 @@ def collect(data: str | Path | Mapping | None = None, overrides: Iterable[str] |
     out: dict[str, tuple[Any, str]] = {}
     if isinstance(data, Mapping):
         for k, v in data.items():
+            v = _plain(v)
             _check_value(v, f"data '{k}'")
             out[k] = (v, f"data '{k}'")
     elif data is not None:
         out.update(read_toml(data))
     if isinstance(overrides, Mapping):
         for k, v in overrides.items():
+            v = _plain(v)
             _check_value(v, f"--set {k}")
             out[k] = (v, f"--set {k}")
     elif overrides:

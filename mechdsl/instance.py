@@ -45,6 +45,10 @@ class Instance:
         self._aux_active: set = set()
         self.var_names = {v.name for v in mech.problem.vars}
         known = {d.name for d in mech.data_decls}
+        var_names = {v.name for v in mech.problem.vars}
+        for name in sorted(set(self.data) & var_names):
+            raise DataError(f"error: {self.data[name][1]}: '{name}' is a decision variable, not a param; "
+                            "only params take data (use 'init = ...' in the spec for a starting value)")
         unknown = sorted(set(self.data) - known)
         if unknown:
             from .errors import did_you_mean
