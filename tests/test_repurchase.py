@@ -289,3 +289,24 @@ def test_random_instances_against_program_12():
         assert res.problem_class == "LP" and "HiGHS" in res.solver
         assert res.verification.ok and res.verification.max_regret <= 1e-6
         assert res.objective == pytest.approx(opt, abs=1e-6), p
+
+
+# ------------------------------------------------------------ the CLI with --data
+@pytest.mark.parametrize("data", ["repurchase_penalty.toml", "repurchase_fractional.toml"])
+def test_cli_solve_json_with_data_files_matches_reference(data):
+    import json
+    import subprocess
+    import sys
+    import tomllib
+
+    path = SPEC.parent / "data" / data
+    out = subprocess.run([sys.executable, "-m", "mechdsl.cli", "solve", str(SPEC), "--data", str(path), "--json"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["problem_class"] == "LP" and doc["solver"] == "HiGHS"
+    assert doc["verification"]["max_regret"] <= 1e-6 and doc["verification"]["ok"]
+    params = dict(BASE)
+    params.update(tomllib.loads(path.read_text()))
+    opt, *_ = reference_lp(**params)
+    assert doc["objective"] == pytest.approx(opt, abs=1e-6)
