@@ -16,10 +16,13 @@ smaller one is, 0 when unknown.  The Pyomo target uses it to replace
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import math
+import operator
 from typing import Any, Callable
 
+import numpy as np
 import sympy as sp
 
 from .errors import DataError, InternalError
@@ -55,10 +58,15 @@ class EvalError(DataError):
         self.span = span
 
 
+class VectorUnsupported(Exception):
+    """Raised in vector mode for a construct only the scalar path handles (the caller falls back)."""
+
+
 class Target:
     """Numbers: the default target.  Subclasses override :meth:`var` and the functions."""
 
     numeric = True
+    vector = False
 
     def var(self, name: str, key: tuple):
         raise EvalError(f"variable '{name}' cannot be used here")
@@ -250,14 +258,18 @@ class Evaluator:
             return self._auxref(e)
         if isinstance(e, sp.core.relational.Relational):
             return self._relational(e)
-        if isinstance(e, sp.And):
+        if isinstance(e, (sp.And, sp.Or)):
             fs = [self.compile(a) for a in e.args]
-            return lambda env, pol: all(f(env, 0) for f in fs)
-        if isinstance(e, sp.Or):
-            fs = [self.compile(a) for a in e.args]
+            if t.vector:
+                red = np.logical_and.reduce if isinstance(e, sp.And) else np.logical_or.reduce
+                return lambda env, pol: red([np.asarray(f(env, 0)) for f in fs])
+            if isinstance(e, sp.And):
+                return lambda env, pol: all(f(env, 0) for f in fs)
             return lambda env, pol: any(f(env, 0) for f in fs)
         if isinstance(e, sp.Not):
             f = self.compile(e.args[0])
+            if t.vector:
+                return lambda env, pol: np.logical_not(f(env, 0))
             return lambda env, pol: not f(env, 0)
         if e is sp.pi or e is sp.E:
             v = float(e)
@@ -286,6 +298,18 @@ class Evaluator:
         name = label.name
         idx = [self.compile(a) for a in e.indices]
         inst, target = self.inst, self.target
+        if target.vector:
+            is_var = name in self._var_names
+
+            def vlookup(env, pol):
+                key = tuple(f(env, 0) for f in idx)
+                if label in env:
+                    raise VectorUnsupported("population counts")
+                if not any(isinstance(k, np.ndarray) for k in key):
+                    key = _flat(tuple(canon(k) for k in key))
+                    return target.var(name, key) if is_var else inst.indexed(name, key)
+                return target.dense(name, is_var, key)
+            return vlookup
         if name in self._var_names:
             def var(env, pol):
                 return target.var(name, _flat(tuple(canon(f(env, 0)) for f in idx)))
@@ -305,6 +329,9 @@ class Evaluator:
     def _mul(self, e: sp.Mul) -> Fn:
         const = [self.compile(a) for a in e.args if not self.has_var(a)]
         varf = [self.compile(a) for a in e.args if self.has_var(a)]
+        if self.target.vector:  # numbers or arrays: no polarity, no shortcuts
+            fs = const + varf
+            return lambda env, pol: _prod(f(env, 0) for f in fs)
         if not varf:
             return lambda env, pol: _prod(f(env, 0) for f in const)
         if len(varf) == 1:
@@ -333,6 +360,11 @@ class Evaluator:
         fb = self.compile(b)
         if x == sp.Rational(1, 2):
             return lambda env, pol: t.sqrt(fb(env, 0))
+        if x == -1 and t.vector:
+            def vinv(env, pol):
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    return 1.0 / np.asarray(fb(env, 0), dtype=float)
+            return vinv
         if x == -1:
             def inv(env, pol):
                 v = fb(env, 0)
@@ -370,8 +402,12 @@ class Evaluator:
             total, acc = 0.0, []
             for value, prob in inst.outcomes(label.name):
                 env2[label] = value
-                if fc is not None and not fc(env2, 0):
-                    continue
+                if fc is not None:
+                    ok = fc(env2, 0)
+                    if isinstance(ok, np.ndarray):
+                        raise VectorUnsupported("a condition that depends on vectorised indices")
+                    if not ok:
+                        continue
                 total += prob
                 acc.append((prob, fb(env2, pol)))
             if total <= 0:
@@ -417,3 +453,88 @@ def _div_zero():
 
 def _fmt_key(key: tuple) -> str:
     return ",".join(str(k) for k in key)
+
+
+class VecTarget(Target):
+    """Numbers and numpy arrays: evaluates a template for many index bindings at once.
+
+    Index symbols are bound to broadcastable integer arrays; indexed params and
+    variables are looked up in dense arrays (integer index sets only).  Anything
+    else raises :class:`VectorUnsupported` and the caller uses the scalar path.
+    """
+
+    vector = True
+
+    def __init__(self, inst, values: dict | None = None):
+        self.inst = inst
+        self.values = values or {}
+        self._dense: dict[tuple[str, bool], tuple] = {}
+
+    def var(self, name, key):
+        try:
+            return self.values[name][key]
+        except KeyError:
+            raise EvalError(f"{name}[{','.join(map(str, key))}] is outside the index set of var '{name}'",
+                            name=name) from None
+
+    def dense(self, name, is_var, key):
+        hit = self._dense.get((name, is_var))
+        if hit is None:
+            table = self.values.get(name) if is_var else self.inst.params.get(name)
+            if not isinstance(table, dict) or not table:
+                raise VectorUnsupported(name)
+            keys = list(table)
+            if not all(isinstance(c, int) for k in keys for c in k):
+                raise VectorUnsupported(f"{name} has non-integer indices")
+            dims = len(keys[0])
+            lo = [min(k[d] for k in keys) for d in range(dims)]
+            hi = [max(k[d] for k in keys) for d in range(dims)]
+            arr = np.full([h - l + 1 for l, h in zip(lo, hi)], np.nan)
+            for k, v in table.items():
+                arr[tuple(c - l for c, l in zip(k, lo))] = v
+            hit = self._dense[(name, is_var)] = (arr, lo, hi)
+        arr, lo, hi = hit
+        if len(key) != arr.ndim:
+            raise VectorUnsupported("index arity")
+        pos = []
+        for k, l, h in zip(key, lo, hi):
+            k = np.asarray(k)
+            if k.dtype.kind not in "iu":
+                if not np.all(np.mod(k, 1) == 0):
+                    raise VectorUnsupported("non-integer index")
+                k = k.astype(np.int64)
+            if np.any(k < l) or np.any(k > h):
+                raise VectorUnsupported("index outside the dense box")
+            pos.append(k - l)
+        out = arr[tuple(pos)]
+        if np.isnan(out).any():
+            raise VectorUnsupported("index outside the index set")
+        return out
+
+    def sqrt(self, x):
+        with np.errstate(invalid="ignore"):
+            return np.sqrt(np.where(np.asarray(x) >= 0, x, np.nan))
+
+    def log(self, x):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.log(np.asarray(x, dtype=float))
+
+    def exp(self, x):
+        with np.errstate(over="ignore"):
+            return np.exp(x)
+
+    def abs(self, x):
+        return np.abs(x)
+
+    def pow(self, b, e):
+        with np.errstate(all="ignore"):
+            return np.power(np.asarray(b, dtype=float), e)
+
+    def sum(self, values):
+        return functools.reduce(operator.add, values) if values else 0
+
+    def max(self, args, pol):
+        return functools.reduce(np.maximum, args)
+
+    def min(self, args, pol):
+        return functools.reduce(np.minimum, args)

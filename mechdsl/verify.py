@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from .evaluate import EvalError, Evaluator, Target
+import numpy as np
+
+from .evaluate import EvalError, Evaluator, Target, VecTarget, VectorUnsupported
 from .ir import nodes as ir
 
 
@@ -71,7 +73,24 @@ def verify(inst, problem: ir.Problem, values: dict, tol: float = 1e-6, bind_tol:
     types = inst.mech.types
     type_dim = types[0].dim if types else None
     worst = []
+    vec = VecTarget(inst, values)
+    vev = Evaluator(inst, vec)
+    vev._var_names = ev._var_names
     for c in problem.constraints:
+        fast = _vector_family(c, vev, env or {}, bind_tol)
+        if fast is not None:
+            worst_c, n, viol_max, bound = fast
+            res.checked += n
+            cid = lambda key: constraint_id(c, key, type_dim)
+            if c.kind == ir.ConKind.IC:
+                res.max_regret = max(res.max_regret, viol_max)
+            elif c.kind == ir.ConKind.IR:
+                res.max_ir_violation = max(res.max_ir_violation, viol_max)
+            else:
+                res.max_violation = max(res.max_violation, viol_max)
+            worst.extend((v, cid(k), c.kind.value) for v, k in worst_c if v > tol)
+            res.binding[c.name] = [(k, cid(k)) for k in bound]
+            continue
         local = dict(env or {})
         it = ev.iterate(c.domain.items, c.domain.cond, local) if c.domain else iter([local])
         binders = c.domain.binders if c.domain else ()
@@ -117,6 +136,76 @@ def verify(inst, problem: ir.Problem, values: dict, tol: float = 1e-6, bind_tol:
     res.worst = worst[:10]
     res.ok = max(res.max_regret, res.max_ir_violation, res.max_violation) <= tol
     return res
+
+
+#: Families with fewer instances than this are checked one by one (no numpy set-up cost).
+VECTOR_MIN = 2000
+
+
+def _vector_family(c: ir.ConstraintDef, vev: Evaluator, env: dict, bind_tol: float):
+    """Check a whole family at once with numpy, or return None to use the scalar path.
+
+    Applies to plain relations (and conjunctions of them) over a domain of
+    independent sets; every instance is still evaluated, only faster.
+    """
+    if c.domain is None or not isinstance(c.body, (ir.Rel, ir.AllOf)):
+        return None
+    rels = [c.body] if isinstance(c.body, ir.Rel) else list(c.body.parts)
+    if not all(isinstance(r, ir.Rel) for r in rels):
+        return None
+    binders = c.domain.binders
+    elems_per_item = []
+    for bs, node in c.domain.items:
+        if node.free_symbols & set(binders):
+            return None
+        try:
+            elems_per_item.append(vev.set_elements(node, dict(env)))
+        except Exception:
+            return None
+    total = 1
+    for e in elems_per_item:
+        total *= len(e)
+    if total < VECTOR_MIN:
+        return None
+    # Broadcast: item j's binders vary along axis j.
+    local = dict(env)
+    shape = [len(e) for e in elems_per_item]
+    axis_vals = []
+    for j, ((bs, _), elems) in enumerate(zip(c.domain.items, elems_per_item)):
+        arr = np.array(elems, dtype=object if not all(isinstance(x, int) for t in elems for x in t) else np.int64)
+        view = [1] * len(shape)
+        view[j] = len(elems)
+        for d, b in enumerate(bs):
+            local[b] = arr[:, d].reshape(view)
+        axis_vals.append(arr)
+    try:
+        mask = np.ones(shape, dtype=bool)
+        if c.domain.cond is not None:
+            mask &= np.broadcast_to(np.asarray(vev.value(c.domain.cond, local), dtype=bool), shape)
+        slack = np.full(shape, np.inf)
+        for r in rels:
+            a = np.broadcast_to(np.asarray(vev.value(r.lhs, local), dtype=float), shape)
+            b = np.broadcast_to(np.asarray(vev.value(r.rhs, local), dtype=float), shape)
+            s = a - b if r.op == ">=" else (b - a if r.op == "<=" else -np.abs(a - b))
+            slack = np.minimum(slack, s)
+    except (VectorUnsupported, TypeError, ValueError, EvalError, IndexError):
+        return None
+    slack = np.where(np.isnan(slack), -np.inf, slack)
+    viol = np.where(mask, np.maximum(0.0, -slack), 0.0)
+
+    def key_of(idx):
+        key = []
+        for j, i in enumerate(idx):
+            key.extend(axis_vals[j][i].tolist())
+        return tuple(key)
+
+    n = int(mask.sum())
+    vmax = float(viol.max()) if viol.size else 0.0
+    flat = np.argsort(viol, axis=None)[::-1][:10]
+    worst = [(float(viol.flat[f]), key_of(np.unravel_index(f, shape))) for f in flat if viol.flat[f] > 0]
+    bound_idx = np.argwhere(mask & (np.abs(slack) <= bind_tol))
+    bound = [key_of(tuple(i)) for i in bound_idx[:100000]]
+    return worst, n, (math.inf if vmax == np.inf else vmax), bound
 
 
 def _slack(body, ev: Evaluator, env, tol) -> float:
