@@ -38,6 +38,8 @@ class SolveOptions:
     aux_multistart: bool = True     #: the same for auxiliary problems (stand-alone optima are often nonconvex)
     time_limit: float | None = None
     solver_options: Mapping | None = None
+    reduce: bool = True             #: apply the reduction passes that provably apply (--no-reduce: False)
+    passes: tuple | None = None     #: which passes to try (default: all registered, in order)
 
 
 class Model:
@@ -71,15 +73,35 @@ class Model:
                 raise _locate(self.module, exc) from None
         return self._instance
 
-    def compile(self):
-        """Build the Pyomo model of the main problem; returns a CompiledModel."""
+    def reduce(self, passes: tuple | None = None):
+        """Run the reduction passes; returns the :class:`~mechdsl.passes.base.Reduction` (cached)."""
+        from .passes.chain import reduce as run_passes
+
+        key = tuple(passes) if passes is not None else None
+        cache = self.__dict__.setdefault("_reductions", {})
+        if key not in cache:
+            inst = self.instance()
+            try:
+                cache[key] = run_passes(self.mech.problem, inst, list(passes) if passes is not None else None)
+            except EvalError as exc:
+                raise _locate(self.module, exc) from None
+        return cache[key]
+
+    def compile(self, reduce: bool = True, passes: tuple | None = None):
+        """Build the Pyomo model of the main problem (reduced unless ``reduce=False``); a CompiledModel."""
         from mechdsl.compilers.pyomo.model import compile_problem
 
         inst = self.instance()
+        red = self.reduce(passes) if reduce else None
+        problem = red.problem if red is not None else self.mech.problem
         try:
-            return compile_problem(self.mech.problem, inst, name=Path(self.path).stem)
+            cm = compile_problem(problem, inst, name=Path(self.path).stem,
+                                 eliminated=red.eliminated if red is not None else None,
+                                 var_names={v.name for v in self.mech.problem.vars})
         except EvalError as exc:
             raise _locate(self.module, exc) from None
+        cm.reduction = red
+        return cm
 
     def solve(self, options: SolveOptions | None = None, **kwargs) -> Result:
         """Compile, solve, verify against the original constraints, and map back to the spec."""
@@ -88,13 +110,25 @@ class Model:
         opts = options or SolveOptions(**kwargs)
         self._aux_opts = opts
         t0 = time.perf_counter()
-        cm = self.compile()
+        cm = self.compile(reduce=opts.reduce, passes=opts.passes)
         t1 = time.perf_counter()
         solver = choose_solver(cm.problem_class, opts.solver)
         out = _solve_compiled(cm, solver, opts, opts.multistart)
+        qp_note = None
+        if cm.problem_class == "QP" and solver == "highs" and not out.status.ok and opts.solver is None:
+            # HiGHS's active-set QP solver can misreport bounded convex QPs as unbounded
+            # (ERGO-Code/HiGHS#1363); do not pass that on: re-solve with the interior-point solver.
+            qp_note = (f"HiGHS's QP solver reported '{out.status.value}' ({out.message}); "
+                       "re-solved with IPOPT, whose answer is reported")
+            solver = "ipopt"
+            out = _solve_compiled(cm, solver, opts, opts.multistart)
         t2 = time.perf_counter()
         inst = self.instance()
         values = cm.values()
+        if cm.reduction is not None and out.status.ok:
+            for p, inverse in reversed(cm.reduction.inverse):
+                values = p.invert(values, inverse)
+        values = {v.name: values[v.name] for v in self.mech.problem.vars if v.name in values}
         ver = None
         if out.status.ok:
             ver = verify(inst, self.mech.problem, values, tol=opts.tol)
@@ -107,6 +141,12 @@ class Model:
             timings={"compile": t1 - t0, "solve": t2 - t1, "verify": time.perf_counter() - t2},
         )
         res.notes.extend(cm.notes)
+        if qp_note:
+            res.notes.append(qp_note)
+        res.reduction = cm.reduction
+        if cm.reduction is not None:
+            for a in cm.reduction.applied:
+                res.notes.append(f"reduced by {a.pass_name}: {a.summary}")
         if cm.linearized:
             res.notes.append(f"{cm.linearized} min/max term(s) replaced by an exact epigraph/hypograph variable")
         if cm.smoothed:
@@ -232,6 +272,11 @@ def _menu(inst: Instance, mech: ir.Mechanism, values: dict, ver) -> list[dict]:
     from .evaluate import Evaluator
     from .verify import _Values
     ev = Evaluator(inst, _Values(values))
+    binding_of: dict[tuple, list[str]] = {}
+    for c in mech.problem.constraints:
+        if c.kind in (ir.ConKind.IC, ir.ConKind.IR):
+            for k, cid in ver.binding.get(c.name, []):
+                binding_of.setdefault(tuple(k[:t.dim]), []).append(cid)
     rows = []
     for key, p in zip(keys, probs):
         row = {"type": ",".join(map(str, key)), "prob": p}
@@ -240,14 +285,7 @@ def _menu(inst: Instance, mech: ir.Mechanism, values: dict, ver) -> list[dict]:
         if util is not None:
             env = dict(zip(util.args, key + key))
             row[f"{util.name}"] = float(ev.value(util.body, env))
-        binding = []
-        for c in mech.problem.constraints:
-            if c.kind not in (ir.ConKind.IC, ir.ConKind.IR):
-                continue
-            for k, cid in ver.binding.get(c.name, []):
-                if k[:t.dim] == key:
-                    binding.append(cid)
-        row["binding"] = binding
+        row["binding"] = binding_of.get(key, [])
         rows.append(row)
     return rows
 

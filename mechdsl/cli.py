@@ -40,6 +40,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--emit", nargs=2, metavar=("FORMAT", "FILE"),
                    help="write the model: lp, nl, gms (Pyomo writers) or pyomo (a readable dump)")
     p.add_argument("--solver", help="the solver that would be used (highs or ipopt)")
+    p.add_argument("--explain", action="store_true",
+                   help="show the reductions: rows per constraint kind before and after, and each rule applied")
+    p.add_argument("--no-reduce", action="store_true", help="compile the full model (no reduction passes)")
+
+    p = sub.add_parser("graph", help="write the dominance graph (which constraints imply which, and why)")
+    _common(p)
+    p.add_argument("--format", default="dot", choices=["dot", "graphml", "json", "png"])
+    p.add_argument("-o", "--output", help="output file (dot and json print to stdout without it)")
+
+    p = sub.add_parser("explain", help="explain why a constraint instance was dropped, e.g. 'IC[5->1]'")
+    _common(p)
+    p.add_argument("constraint", help="a constraint id such as 'IC[5->1]' or 'IR[2]'")
 
     p = sub.add_parser("solve", help="solve and print the menu, the objective and the verification")
     _common(p)
@@ -51,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--multistart", action="store_true",
                    help="NLP: also start from the variables' bounds and keep the best local optimum")
     p.add_argument("--time-limit", type=float, help="solver time limit in seconds")
+    p.add_argument("--no-reduce", action="store_true", help="solve the full model (no reduction passes)")
     return ap
 
 
@@ -58,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.getLogger("pyomo").setLevel(logging.ERROR)
     try:
-        return {"check": cmd_check, "compile": cmd_compile, "solve": cmd_solve}[args.command](args)
+        return {"check": cmd_check, "compile": cmd_compile, "solve": cmd_solve, "graph": cmd_graph,
+                "explain": cmd_explain}[args.command](args)
     except MechError as exc:
         if getattr(args, "json", False) and getattr(exc, "result", None) is not None:
             print(exc.result.to_json())
@@ -96,7 +110,7 @@ def cmd_compile(args) -> int:
     from mechdsl.compilers.pyomo.solvers import choose_solver
 
     model = _load(args)
-    cm = model.compile()
+    cm = model.compile(reduce=not args.no_reduce)
     inst = model.instance()
     solver = choose_solver(cm.problem_class, args.solver)
     out = sys.stdout
@@ -108,9 +122,10 @@ def cmd_compile(args) -> int:
         for name, (elems, _) in inst.types.items():
             print(f"  type {name:<11} {len(elems)} type(s)", file=out)
     print(f"variables: {cm.num_vars}", file=out)
-    for v in cm.problem.vars:
+    for v in model.mech.problem.vars:
         idx = "[" + ",".join(b.name for b in v.domain.binders) + "]" if v.domain else ""
-        print(f"  {v.name + idx:<16} {len(cm.var_keys[v.name]):>8}  {v.kind}", file=out)
+        what = v.kind if cm.problem.var(v.name) is not None else "eliminated (an expression of the others)"
+        print(f"  {v.name + idx:<16} {len(cm.var_keys[v.name]):>8}  {what}", file=out)
     print("constraints:", file=out)
     by_kind: dict[str, int] = {}
     for c in cm.problem.constraints:
@@ -124,6 +139,8 @@ def cmd_compile(args) -> int:
           file=out)
     print(f"problem class: {cm.problem_class}", file=out)
     print(f"solver: {api._solver_label(solver)}", file=out)
+    if args.explain:
+        print(render_reduction(model, cm), file=out)
     if args.emit:
         _emit(cm, *args.emit)
         print(f"wrote {args.emit[0]} to {args.emit[1]}", file=out)
@@ -150,7 +167,7 @@ def _emit(cm, fmt: str, path: str):
 def cmd_solve(args) -> int:
     model = _load(args)
     opts = api.SolveOptions(solver=args.solver, tee=args.verbose, tol=args.tol, strict=args.strict,
-                            multistart=args.multistart, time_limit=args.time_limit)
+                            multistart=args.multistart, time_limit=args.time_limit, reduce=not args.no_reduce)
     if args.json:
         # Keep stdout for the one JSON object; solver logs go to stderr.
         with contextlib.redirect_stdout(sys.stderr):
@@ -160,6 +177,60 @@ def cmd_solve(args) -> int:
     res = model.solve(opts)
     print(render(res))
     return 0 if (res.verification is None or res.verification.ok or not args.strict) else 1
+
+
+def render_reduction(model, cm) -> str:
+    """Rows per constraint kind before and after the reductions, each rule applied, and why others were not."""
+    red = model.reduce()
+    before: dict[str, int] = {}
+    for f in red.graph.families:
+        if not f.derived:
+            before[f.kind] = before.get(f.kind, 0) + f.count
+    after: dict[str, int] = {}
+    for c in cm.problem.constraints:
+        after[c.kind.value] = after.get(c.kind.value, 0) + cm.con_counts.get(c.name, 0)
+    kinds = list(dict.fromkeys(list(before) + list(after)))
+    lines = ["", "reductions (rows per constraint kind):", f"  {'kind':<14}{'before':>12}{'after':>12}"]
+    for k in kinds:
+        lines.append(f"  {k:<14}{before.get(k, 0):>12}{after.get(k, 0):>12}")
+    lines.append(f"  {'total':<14}{sum(before.values()):>12}{sum(after.values()):>12}")
+    if red.eliminated:
+        lines.append(f"  eliminated variables: {', '.join(red.eliminated)}")
+    lines.append("")
+    for a in red.applied:
+        lines.append(f"applied {a.pass_name}: {a.summary}")
+        for d in a.details:
+            for line in d.splitlines():
+                lines.append(f"    {line}")
+    for name, reasons in red.rejected:
+        lines.append(f"not applied {name}:")
+        for r in reasons:
+            lines.append(f"    {r}")
+    return "\n".join(lines)
+
+
+def cmd_graph(args) -> int:
+    model = _load(args)
+    red = model.reduce()
+    try:
+        text = red.graph.write(args.format, args.output)
+    except ValueError as exc:
+        raise MechError(f"error: graph: {exc}") from None
+    if text is not None:
+        sys.stdout.write(text)
+    else:
+        print(f"wrote {args.format} to {args.output}", file=sys.stderr)
+    return 0
+
+
+def cmd_explain(args) -> int:
+    model = _load(args)
+    red = model.reduce()
+    lines = red.graph.explain(args.constraint)
+    print("\n".join(lines))
+    if lines and lines[0].endswith("no such constraint"):
+        return 2
+    return 0
 
 
 def _fmt(v) -> str:

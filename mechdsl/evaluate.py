@@ -26,7 +26,7 @@ import numpy as np
 import sympy as sp
 
 from .errors import DataError, InternalError
-from .ir.sym import (AuxRef, DomainNode, Expectation, IFilter, IList, INamed, IProduct, IRange,
+from .ir.sym import (AuxRef, DomainNode, Expectation, IEnum, IFilter, IList, INamed, IProduct, IRange,
                      IterProd, IterSum)
 from .span import Span
 
@@ -191,6 +191,8 @@ class Evaluator:
                 if not float(v).is_integer():
                     raise EvalError(f"the {which} bound of the range {node.lo}..{node.hi} is {v}, not an integer")
             return [(i,) for i in range(int(lo), int(hi) + 1)]
+        if isinstance(node, IEnum):
+            return [tuple(canon(x) for x in t) for t in node.args]
         if isinstance(node, IList):
             out = []
             for a in node.args:

@@ -38,6 +38,7 @@ class Result:
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     message: str = ""
+    reduction: Any = None  #: the mechdsl.passes Reduction that was solved (None with --no-reduce)
 
     @property
     def ok(self) -> bool:

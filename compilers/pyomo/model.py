@@ -149,10 +149,12 @@ class CompiledModel:
     build_time: float = 0.0
     integer: bool = False
     notes: list[str] = field(default_factory=list)
+    reduction: object = None  #: the Reduction compiled (None for the full model)
 
     @property
     def num_vars(self) -> int:
-        return sum(len(k) for k in self.var_keys.values())
+        """Decision variables of the compiled model (eliminated ones are expressions, not counted)."""
+        return sum(len(k) for n, k in self.var_keys.items() if isinstance(getattr(self.model, n), pyo.Var))
 
     def values(self) -> dict[str, dict[tuple, float]]:
         out = {}
@@ -173,14 +175,21 @@ def _pyomo_name(model, name):
 
 
 def compile_problem(problem: ir.Problem, inst, env: dict | None = None, name: str = "mechdsl",
-                    var_names: set[str] | None = None) -> CompiledModel:
-    """Build the Pyomo model of ``problem`` bound to ``inst`` (and index values ``env``)."""
+                    var_names: set[str] | None = None, eliminated: dict | None = None) -> CompiledModel:
+    """Build the Pyomo model of ``problem`` bound to ``inst`` (and index values ``env``).
+
+    ``eliminated`` maps variable names removed by a reduction to their
+    :class:`~mechdsl.passes.eliminate_payments.Elimination`; they become Pyomo
+    ``Expression`` components (named like the variable) of the remaining ones.
+    """
     t0 = time.perf_counter()
     env = dict(env or {})
     model = pyo.ConcreteModel(name=name)
     comps, var_keys = {}, {}
     target = PyomoTarget(model, comps)
+    eliminated = eliminated or {}
     names = var_names if var_names is not None else {v.name for v in problem.vars}
+    names = set(names) | set(eliminated)
     num = Evaluator(inst)
     num._var_names = names
     ev = Evaluator(inst, target)
@@ -221,6 +230,11 @@ def compile_problem(problem: ir.Problem, inst, env: dict | None = None, name: st
                 vd.set_value(_start(inits[key], lb, ub), skip_validation=True)
         comps[v.name] = comp
 
+    for y, el in eliminated.items():  # a free placeholder while the objective is built
+        pname = _pyomo_name(model, y)
+        setattr(model, pname, pyo.Var([k for k in el.order], domain=pyo.Reals))
+        comps[y] = getattr(model, pname)
+
     con_counts, con_kinds = {}, {}
     for c in problem.constraints:
         _compile_constraint(model, c, ev, num, env, con_counts)
@@ -237,12 +251,57 @@ def compile_problem(problem: ir.Problem, inst, env: dict | None = None, name: st
             raise EvalError(f"in the objective: {exc.message}", exc.name, o.span) from None
         setattr(model, _pyomo_name(model, o.name),
                 pyo.Objective(expr=expr, sense=pyo.maximize if o.sense == "maximize" else pyo.minimize))
+        for y, el in eliminated.items():
+            _substitute_eliminated(model, y, el, ev, getattr(model, o.name))
+    for y in eliminated:
+        var_keys.pop(y, None)
 
     cm = CompiledModel(model, problem, "", sense, var_keys, con_counts, con_kinds,
                        linearized=target.linearized, smoothed=target.smoothed,
                        build_time=time.perf_counter() - t0, integer=integer)
     cm.problem_class = classify(model, integer)
     return cm
+
+
+def _substitute_eliminated(model, y, el, ev: Evaluator, obj):
+    """Replace the transfer ``y`` in the objective by the payment rule, summed by parts.
+
+    With y[e] = d[e] and y[k] = y[j(k)] + d[k] along the type order toward the
+    extreme e, an objective linear in y, sum_k c_k y[k], equals
+    sum_k C_k d[k] where C_k is the sum of c over k and every type beyond k.
+    The result has O(K) terms (a chained expression would be O(K^2) to walk).
+    """
+    from pyomo.repn import generate_standard_repn
+    from pyomo.repn.standard_repn import StandardRepn
+
+    comp = getattr(model, y)
+    ids = {id(comp[k]): k for k in comp}
+    repn = generate_standard_repn(obj.expr, quadratic=True, compute_values=True)
+    coef = {k: 0.0 for k in el.order}
+    keep = StandardRepn()
+    keep.constant = repn.constant
+    keep.linear_vars, keep.linear_coefs = [], []
+    for v, c in zip(repn.linear_vars, repn.linear_coefs):
+        if id(v) in ids:
+            coef[ids[id(v)]] += c
+        else:
+            keep.linear_vars.append(v)
+            keep.linear_coefs.append(c)
+    keep.quadratic_vars, keep.quadratic_coefs = list(repn.quadratic_vars), list(repn.quadratic_coefs)
+    keep.nonlinear_expr, keep.nonlinear_vars = repn.nonlinear_expr, list(repn.nonlinear_vars)
+    e = el.extreme
+    pos = {v: i for i, v in enumerate(el.order)}
+    # C_k: own coefficient plus those of every type further from e than k on the same side.
+    C = {}
+    for k in sorted(el.order, key=lambda k: -abs(pos[k] - pos[e])):
+        C[k] = coef[k] + sum(C[c] for c in el.children.get(k, ()))
+    terms = [C[e] * (ev.value(el.R, {}) - ev.value(el.rest, {el.t: e, el.r: e})) / el.kappa]
+    for k, j in el.parent.items():
+        if C[k] != 0:
+            d = (ev.value(el.rest, {el.t: k, el.r: j}) - ev.value(el.rest, {el.t: k, el.r: k})) / el.kappa
+            terms.append(C[k] * d)
+    obj.set_value(keep.to_expression() + quicksum(terms))
+    model.del_component(comp)
 
 
 def _start(init, lb, ub):

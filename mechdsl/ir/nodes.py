@@ -29,6 +29,8 @@ class ConKind(enum.Enum):
     """Physical feasibility of the outcome."""
     PLAIN = "constraint"
     """Any other constraint."""
+    MONOTONICITY = "monotonicity"
+    """Monotone allocation, added by a reduction (e.g. local IC under single crossing)."""
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,7 @@ class ConstraintDef:
     domain: Domain | None
     body: Body
     span: Span
+    origin: str | None = None  #: None for spec constraints; "pass: rule" for derived ones
 
 
 @dataclass(frozen=True)

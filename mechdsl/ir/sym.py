@@ -43,6 +43,10 @@ class IProduct(SetNode):
     """A Cartesian product of sets."""
 
 
+class IEnum(SetNode):
+    """An explicit, already evaluated list of element tuples (made by reductions)."""
+
+
 class IFilter(SetNode):
     """``{(a, b) in S : cond}``; args: (Tuple(binders), base, cond)."""
 

@@ -1,0 +1,4 @@
+"""Analyses over the mechanism: the dominance (implication) graph."""
+from .dominance import DominanceGraph, Rule
+
+__all__ = ["DominanceGraph", "Rule"]

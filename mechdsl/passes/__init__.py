@@ -1,0 +1,19 @@
+"""Reduction passes and their registry (the one place a pass is registered).
+
+A new pass is one module with a :class:`~.base.Pass` subclass and one line in
+:data:`PASSES`; see docs/extending.md.  Passes run in this order; each runs
+only if it accepts, and every reason (applied or not) is reported.
+"""
+from .base import Acceptance, Applied, Pass, Reduction
+from .drop_implied import DropImplied
+from .eliminate_payments import EliminatePayments
+from .local_ic import LocalIC
+
+#: name -> pass class, in the order they run.
+PASSES = {
+    "local_ic": LocalIC,
+    "drop_implied": DropImplied,
+    "eliminate_payments": EliminatePayments,
+}
+
+__all__ = ["PASSES", "Pass", "Reduction", "Acceptance", "Applied"]

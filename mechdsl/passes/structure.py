@@ -1,0 +1,176 @@
+"""Recognise an IC family in standard form and prove single crossing with SymPy.
+
+Standard form: ``ic NAME[t in S, r in S: t != r]: u(t, t) >= u(t, r)`` over a
+one-dimensional ordered set ``S``.  The proof of single crossing
+(Spence-Mirrlees) goes as follows:
+
+1. ``u(t, r)`` mentions the true type only through params indexed by ``t`` and
+   the report only through variables (or params) indexed by ``r``;
+2. exactly one report variable ``q`` (the allocation) has a marginal utility
+   that depends on the type; every other report variable (a transfer) enters
+   with a type-free marginal;
+3. exactly one type param ``theta`` interacts with ``q``, and SymPy proves the
+   sign of the cross partial ``d2u / dtheta dq`` from the variables' bounds
+   and the sign of ``theta``'s data;
+4. the data of ``theta`` is strictly monotone along ``S``.
+
+Then IC for all pairs is equivalent to adjacent IC in both directions plus
+``q`` monotone along ``S`` (in the direction given by the signs).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from ..ir import nodes as ir
+from ..ir.sym import SetNode
+
+
+@dataclass
+class ICStructure:
+    family: ir.ConstraintDef
+    t: sp.Symbol
+    r: sp.Symbol
+    order: list            # the type set's elements (scalars), in order
+    u: sp.Expr             # u(t, r), the right-hand side template
+    q: str                 # allocation variable
+    theta: str             # type parameter crossing q
+    cross: sp.Expr         # d2u/dtheta dq
+    cross_sign: int        # +1 / -1
+    theta_dir: int         # +1 increasing along order, -1 decreasing
+    direction: int         # +1: q increasing along order; -1: decreasing
+    transfers: list        # other report variables
+    subs: dict             # Indexed -> plain Symbol used in the proof
+    du_dtheta: sp.Expr
+    proof: str
+
+    def pair_id(self, a, b) -> str:
+        return f"{self.family.name}[{a}->{b}]"
+
+
+class NotStandard(Exception):
+    """The reason a family cannot be reduced."""
+
+
+def analyse_ic(c: ir.ConstraintDef, inst) -> ICStructure:
+    """Return the proved structure of IC family ``c`` or raise :class:`NotStandard` with the reason."""
+    if c.domain is None:
+        raise NotStandard(f"{c.name} is not quantified over (true type, report)")
+    items = c.domain.items
+    binders = c.domain.binders
+    if len(binders) != 2 or len(items) != 2:
+        dims = len(binders) // 2 if len(binders) % 2 == 0 else None
+        if dims and dims > 1:
+            raise NotStandard(f"{c.name} ranges over a {dims}-dimensional type space; single crossing needs a "
+                              "one-dimensional ordered type, so all pairs are kept")
+        raise NotStandard(f"{c.name} is not of the form [t in S, r in S: t != r]")
+    (bt, st), (br, sr) = items
+    t, r = bt[0], br[0]
+    ev = inst.ev
+    elems_t = ev.set_elements(st)
+    elems_r = ev.set_elements(sr)
+    if elems_t != elems_r:
+        raise NotStandard(f"{c.name}: the true type and the report range over different sets")
+    if any(len(e) != 1 for e in elems_t):
+        raise NotStandard(f"{c.name}: the type set has tuple elements; single crossing needs a one-dimensional "
+                          "ordered type, so all pairs are kept")
+    cond = c.domain.cond
+    if cond is not None and not (isinstance(cond, sp.Ne) and {cond.lhs, cond.rhs} == {t, r}):
+        raise NotStandard(f"{c.name}: the filter {cond} is not 't != r'; conditional IC is not reduced")
+    body = c.body
+    if not isinstance(body, ir.Rel) or body.op not in (">=", "<="):
+        raise NotStandard(f"{c.name}: the body is not a single inequality u(t,t) >= u(t,r)")
+    lhs, rhs = (body.lhs, body.rhs) if body.op == ">=" else (body.rhs, body.lhs)
+    if sp.simplify(lhs - rhs.xreplace({r: t})) != 0:
+        raise NotStandard(f"{c.name}: the left side is not the right side at r = t (not u(t,t) >= u(t,r))")
+    u = rhs
+    if any(isinstance(a, SetNode) or type(a).__module__.endswith("ir.sym") for a in sp.preorder_traversal(u)):
+        raise NotStandard(f"{c.name}: u(t, r) contains sums or expectations; the local IC proof needs a closed form")
+
+    var_names = inst.var_names
+    subs, type_params, report_vars = {}, {}, {}
+    for ix in u.atoms(sp.Indexed):
+        name = ix.base.label.name
+        if ix.indices == (t,):
+            if name in var_names:
+                raise NotStandard(f"{c.name}: u(t, r) uses the variable {ix} of the true type")
+            sym = sp.Symbol(f"{name}_t", real=True, positive=_all_positive(inst.params.get(name)))
+            subs[ix] = sym
+            type_params[name] = sym
+        elif ix.indices == (r,):
+            if name in var_names:
+                lb_ok = _var_nonneg(inst, name)
+                sym = sp.Symbol(f"{name}_r", real=True, positive=True if lb_ok else None)
+                report_vars[name] = sym
+            else:
+                sym = sp.Symbol(f"{name}_r", real=True)
+            subs[ix] = sym
+        else:
+            raise NotStandard(f"{c.name}: u(t, r) indexes {ix}; only [t] and [r] are understood")
+    if t in u.xreplace(subs).free_symbols or r in u.xreplace(subs).free_symbols:
+        raise NotStandard(f"{c.name}: u(t, r) uses the type index itself as a number")
+    us = u.xreplace(subs)
+    theta_syms = set(type_params.values())
+    alloc = [n for n, s in report_vars.items() if sp.diff(us, s).free_symbols & theta_syms]
+    transfers = [n for n in report_vars if n not in alloc]
+    if len(alloc) != 1:
+        if not alloc:
+            raise NotStandard(f"{c.name}: no report variable interacts with the type; nothing to screen on")
+        raise NotStandard(f"{c.name}: the type interacts with {len(alloc)} allocations ({', '.join(alloc)}); "
+                          "single crossing needs one allocation, so all pairs are kept")
+    q = alloc[0]
+    qs = report_vars[q]
+    crossing = [n for n, s in type_params.items() if sp.diff(us, qs, s) != 0]
+    if len(crossing) != 1:
+        raise NotStandard(f"{c.name}: {len(crossing)} type params ({', '.join(crossing)}) interact with {q}; "
+                          "single crossing needs one")
+    theta = crossing[0]
+    ths = type_params[theta]
+    cross = sp.simplify(sp.diff(us, qs, ths))
+    if cross.is_nonnegative:
+        sign = 1
+    elif cross.is_nonpositive:
+        sign = -1
+    else:
+        raise NotStandard(f"{c.name}: cannot prove the sign of d2u/d{theta} d{q} = {cross}")
+    for other in transfers:
+        d = sp.diff(us, report_vars[other])
+        if d.free_symbols & theta_syms:
+            raise NotStandard(f"{c.name}: the transfer {other} interacts with the type")
+    vals = [inst.params[theta][(e[0],)] for e in elems_t]
+    if all(b > a for a, b in zip(vals, vals[1:])):
+        tdir = 1
+    elif all(b < a for a, b in zip(vals, vals[1:])):
+        tdir = -1
+    else:
+        raise NotStandard(f"{c.name}: {theta} is not strictly monotone over the type set, so types are not ordered")
+    direction = sign * tdir
+    du_dtheta = sp.simplify(sp.diff(us, ths))
+    proof = (f"u(t, r) = {us}; d2u/d{ths} d{qs} = {cross} {'>=' if sign > 0 else '<='} 0 "
+             f"({'increasing' if sign > 0 else 'decreasing'} differences, on {qs} > 0 and by continuity at the "
+             f"boundary); {theta} is strictly {'increasing' if tdir > 0 else 'decreasing'} over the types (data). "
+             f"Single crossing: all-pairs IC <=> adjacent IC both ways + {q} "
+             f"{'non-decreasing' if direction > 0 else 'non-increasing'} in the type order")
+    return ICStructure(c, t, r, [e[0] for e in elems_t], u, q, theta, cross, sign, tdir, direction, transfers,
+                       subs, du_dtheta, proof)
+
+
+def _all_positive(table):
+    if isinstance(table, dict) and table:
+        if all(v > 0 for v in table.values()):
+            return True
+    return None
+
+
+def _var_nonneg(inst, name) -> bool:
+    v = next((v for v in inst.mech.problem.vars if v.name == name), None)
+    if v is None or v.lb is None:
+        return False
+    try:
+        if v.domain is None:
+            return inst.ev.value(v.lb) >= 0
+        env: dict = {}
+        return all(inst.ev.value(v.lb, env) >= 0 for _ in inst.ev.iterate(v.domain.items, v.domain.cond, env))
+    except Exception:
+        return False
