@@ -124,8 +124,10 @@ def cmd_compile(args) -> int:
     print(f"variables: {cm.num_vars}", file=out)
     for v in model.mech.problem.vars:
         idx = "[" + ",".join(b.name for b in v.domain.binders) + "]" if v.domain else ""
-        what = v.kind if cm.problem.var(v.name) is not None else "eliminated (an expression of the others)"
-        print(f"  {v.name + idx:<16} {len(cm.var_keys[v.name]):>8}  {what}", file=out)
+        if cm.problem.var(v.name) is not None:
+            print(f"  {v.name + idx:<16} {len(cm.var_keys[v.name]):>8}  {v.kind}", file=out)
+        else:
+            print(f"  {v.name + idx:<16} {'-':>8}  eliminated (recovered from the others after the solve)", file=out)
     print("constraints:", file=out)
     by_kind: dict[str, int] = {}
     for c in cm.problem.constraints:

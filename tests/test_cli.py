@@ -200,3 +200,54 @@ def test_forced_solver(capsys):
     assert doc["objective"] == pytest.approx(json.loads(out2)["objective"], abs=1e-5)
     code, out, err = run_inproc(capsys, "solve", SPECS / "cml_two_type.mech", "--solver", "highs")
     assert code == 1 and "cannot solve a NLP" in err
+
+
+# ------------------------------------------------------------ reductions and the dominance graph (issue 3)
+def test_compile_explain_screening_K1000(capsys):
+    code, out, err = run_inproc(capsys, "compile", SPECS / "screening.mech", "--set", "K=1000", "--explain")
+    assert code == 0
+    assert "ic" in out and "999000" in out          # K(K-1) rows before
+    assert "IC: 999000 -> 1998 IC rows + 999 monotonicity rows" in out
+    assert "applied local_ic" in out and "applied drop_implied" in out and "applied eliminate_payments" in out
+    assert "d2u/dtheta_t dq_r = 1 >= 0" in out      # the single-crossing proof
+    assert "Eq(p[1], q[1]*theta[1])" in out          # the derived payment rule
+
+
+def test_two_item_additive_keeps_all_pairs_and_says_why(capsys):
+    code, out, err = run_inproc(capsys, "compile", SPECS / "two_item_additive.mech", "--explain")
+    assert code == 0
+    assert "not applied local_ic" in out and "2-dimensional type space" in out and "all pairs are kept" in out
+
+
+@pytest.mark.parametrize("spec, args", [("repurchase_one_capacity.mech", []), ("cml_multi_type.mech", [])])
+def test_graph_writes_dot_and_png(capsys, tmp_path, spec, args):
+    dot = tmp_path / "g.dot"
+    png = tmp_path / "g.png"
+    assert run_inproc(capsys, "graph", SPECS / spec, "--format", "dot", "-o", dot)[0] == 0
+    assert run_inproc(capsys, "graph", SPECS / spec, "--format", "png", "-o", png)[0] == 0
+    text = dot.read_text()
+    assert text.startswith("digraph dominance") and '"IC[1->3]"' in text and "AND#1" in text
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    for fmt in ("json", "graphml"):
+        out = tmp_path / f"g.{fmt}"
+        assert run_inproc(capsys, "graph", SPECS / spec, "--format", fmt, "-o", out)[0] == 0 and out.stat().st_size > 0
+
+
+def test_explain_names_the_rule_for_a_dropped_ic_and_ir(capsys):
+    code, out, err = run_inproc(capsys, "explain", SPECS / "repurchase_one_capacity.mech", "IC[1->3]")
+    assert code == 0 and "IC[1->3]  <=  IC[1->2] AND IC[2->3] AND MONO_x[2,3]" in out and "single crossing" in out
+    code, out, err = run_inproc(capsys, "explain", SPECS / "repurchase_one_capacity.mech", "IR[1]")
+    assert code == 0 and "IR[1]  <=  IC[1->3] AND IR[3]" in out and "000 Lemma 3" in out
+    code, out, err = run_inproc(capsys, "explain", SPECS / "repurchase_one_capacity.mech", "IC[1->2]")
+    assert code == 0 and "kept in the model" in out
+    code, out, err = run_inproc(capsys, "explain", SPECS / "repurchase_one_capacity.mech", "IC[9->1]")
+    assert code == 2 and "no such constraint" in out
+
+
+def test_no_reduce_solves_the_full_model(capsys):
+    code, out, err = run_inproc(capsys, "solve", SPECS / "screening.mech", "--set", "K=20", "--no-reduce", "--json")
+    full = json.loads(out)
+    code, out, err = run_inproc(capsys, "solve", SPECS / "screening.mech", "--set", "K=20", "--json")
+    red = json.loads(out)
+    assert full["objective"] == pytest.approx(red["objective"], abs=1e-7)
+    assert full["variables"]["p"]["7"] == pytest.approx(red["variables"]["p"]["7"], abs=1e-5)

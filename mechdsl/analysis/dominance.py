@@ -176,49 +176,75 @@ def _to_dot(g: nx.DiGraph) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _layers(g: nx.DiGraph) -> dict:
+    """Column of each node: 0 for constraints kept in the model, else 1 + the deepest premise's column."""
+    depth = {}
+    for n in nx.topological_sort(g):
+        preds = list(g.predecessors(n))
+        if not preds:
+            depth[n] = 0
+        elif g.nodes[n].get("kind") == "and":
+            depth[n] = max(depth[p] for p in preds)
+        else:
+            depth[n] = max(depth[p] for p in preds) + 1
+    return depth
+
+
 def _draw_png(g: nx.DiGraph, path: str, graph: DominanceGraph):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    fams = [f for f in graph.families]
-    pos = {}
-    col = {f.name: k for k, f in enumerate(fams)}
-    rows: dict[str, int] = {}
+    try:
+        depth = _layers(g)
+    except nx.NetworkXUnfeasible:  # a cycle (should not happen): one column per family instead
+        fam = {f.name: k for k, f in enumerate(graph.families)}
+        depth = {n: fam.get(d.get("family"), 0) for n, d in g.nodes(data=True)}
+    order = {f.name: k for k, f in enumerate(graph.families)}
+    columns: dict[int, list] = {}
     for n, d in g.nodes(data=True):
-        if d.get("kind") == "and":
-            continue
-        fam = d["family"]
-        rows[fam] = rows.get(fam, 0) + 1
-        pos[n] = (col[fam] * 3.0, -rows[fam])
+        if d.get("kind") != "and":
+            columns.setdefault(depth[n], []).append(n)
+    pos = {}
+    for x, nodes in columns.items():
+        nodes.sort(key=lambda n: (order.get(g.nodes[n].get("family"), 99), _natural(n)))
+        for y, n in enumerate(nodes):
+            pos[n] = (x * 3.0, -y)
+    for a in (n for n, d in g.nodes(data=True) if d.get("kind") == "and"):
+        succ = [pos[s] for s in g.successors(a) if s in pos]
+        if succ:
+            pos[a] = (succ[0][0] - 0.9, succ[0][1])
+        else:
+            pos[a] = (depth[a] * 3.0 + 1.5, 0)
+    tallest = max((len(v) for v in columns.values()), default=1)
+    fig, ax = plt.subplots(figsize=(max(7.0, 2.3 * len(columns)), max(4.0, 0.42 * tallest + 1.5)))
     ands = [n for n, d in g.nodes(data=True) if d.get("kind") == "and"]
-    for a in ands:
-        succ = list(g.successors(a))
-        pred = list(g.predecessors(a))
-        xs = [pos[p][0] for p in pred + succ if p in pos]
-        ys = [pos[p][1] for p in pred + succ if p in pos]
-        pos[a] = (sum(xs) / len(xs) + 0.8, sum(ys) / len(ys)) if xs else (0, 0)
-    height = max(4, 0.32 * max(rows.values(), default=1))
-    width = max(8, 3.2 * len(fams))
-    fig, ax = plt.subplots(figsize=(width, height))
     implied = [n for n, d in g.nodes(data=True) if d.get("implied")]
     kept = [n for n, d in g.nodes(data=True) if not d.get("implied") and d.get("kind") != "and"]
-    nx.draw_networkx_edges(g, pos, ax=ax, edge_color="#bbbbbb", arrows=True, arrowsize=6, width=0.5)
-    for nodes, shape, alpha in ((kept, "s", 1.0), (implied, "o", 0.35)):
-        nx.draw_networkx_nodes(g, pos, nodelist=nodes, ax=ax, node_shape=shape, node_size=60, alpha=alpha,
+    nx.draw_networkx_edges(g, pos, ax=ax, edge_color="#c8c8c8", arrows=True, arrowsize=6, width=0.5,
+                           connectionstyle="arc3,rad=0.05")
+    for nodes, shape, alpha in ((kept, "s", 1.0), (implied, "o", 0.45)):
+        nx.draw_networkx_nodes(g, pos, nodelist=nodes, ax=ax, node_shape=shape, node_size=55, alpha=alpha,
                                node_color=[_COLORS.get(g.nodes[n]["kind"], "#333") for n in nodes])
-    nx.draw_networkx_nodes(g, pos, nodelist=ands, ax=ax, node_size=6, node_color="#777777")
-    nx.draw_networkx_labels(g, {n: (x + 0.12, y) for n, (x, y) in pos.items() if n not in ands},
-                            labels={n: n for n in pos if n not in ands}, font_size=6, ax=ax,
+    nx.draw_networkx_nodes(g, pos, nodelist=ands, ax=ax, node_size=5, node_color="#777777")
+    nx.draw_networkx_labels(g, {n: (x + 0.15, y) for n, (x, y) in pos.items() if n not in ands},
+                            labels={n: n for n in pos if n not in ands}, font_size=6.5, ax=ax,
                             horizontalalignment="left")
     handles = [Line2D([], [], marker="s", ls="", color="#333", label="kept in the reduced model"),
-               Line2D([], [], marker="o", ls="", color="#333", alpha=0.35, label="implied (removed)")]
+               Line2D([], [], marker="o", ls="", color="#333", alpha=0.45, label="implied (dropped)"),
+               Line2D([], [], marker=".", ls="", color="#777", label="AND of premises")]
     handles += [Line2D([], [], marker="s", ls="", color=c, label=k) for k, c in _COLORS.items()
-                if any(d.get("kind") == k for _, d in g.nodes(data=True)) and k != "and"]
-    ax.legend(handles=handles, loc="upper right", fontsize=7)
-    ax.set_title("dominance graph: an arrow (through AND) means the premises imply the target", fontsize=9)
+                if k != "and" and any(d.get("kind") == k for _, d in g.nodes(data=True))]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False)
+    ax.set_title("dominance graph\nleft: constraints kept; each dropped constraint sits right of its premises",
+                 fontsize=9)
     ax.axis("off")
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    fig.savefig(path, dpi=130, bbox_inches="tight")
     plt.close(fig)
+
+
+def _natural(name: str):
+    import re
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
