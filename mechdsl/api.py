@@ -40,6 +40,9 @@ class SolveOptions:
     solver_options: Mapping | None = None
     reduce: bool = True             #: apply the reduction passes that provably apply (--no-reduce: False)
     passes: tuple | None = None     #: which passes to try (default: all registered, in order)
+    mpcc: str | None = None         #: "exact" | "relax"; default exact when every variable involved is bounded
+    mpcc_tol: float = 1e-5          #: margin used to negate a non-strict premise (not(a <= b): a >= b + tol)
+    eps_schedule: tuple = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8)  #: relax mode, warm-started in turn
 
 
 class Model:
@@ -87,17 +90,33 @@ class Model:
                 raise _locate(self.module, exc) from None
         return cache[key]
 
-    def compile(self, reduce: bool = True, passes: tuple | None = None):
-        """Build the Pyomo model of the main problem (reduced unless ``reduce=False``); a CompiledModel."""
-        from mechdsl.compilers.pyomo.model import compile_problem
+    def compile(self, reduce: bool = True, passes: tuple | None = None, mpcc: str | None = None,
+                mpcc_tol: float = 1e-5):
+        """Build the Pyomo model of the main problem (reduced unless ``reduce=False``); a CompiledModel.
+
+        ``mpcc`` selects how implications, disjunctions and complementarity compile: "exact"
+        (big-M MILP) or "relax" (NLP with eps); by default exact, or relax if a bound is missing.
+        """
+        from mechdsl.compilers.pyomo.model import MPCCOptions, UnsupportedError, compile_problem
 
         inst = self.instance()
         red = self.reduce(passes) if reduce else None
         problem = red.problem if red is not None else self.mech.problem
+
+        def build(mode):
+            return compile_problem(problem, inst, name=Path(self.path).stem,
+                                   eliminated=red.eliminated if red is not None else None,
+                                   var_names={v.name for v in self.mech.problem.vars},
+                                   mpcc=MPCCOptions(mode, mpcc_tol))
         try:
-            cm = compile_problem(problem, inst, name=Path(self.path).stem,
-                                 eliminated=red.eliminated if red is not None else None,
-                                 var_names={v.name for v in self.mech.problem.vars})
+            try:
+                cm = build(mpcc or "exact")
+            except UnsupportedError as exc:
+                if mpcc is not None or "needs finite bounds" not in str(exc):
+                    raise
+                cm = build("relax")  # the default: exact when every variable involved is bounded
+                cm.notes.append("some variables in implications/complementarity are unbounded, so the model "
+                                "is solved in relax mode (give bounds for the exact MILP)")
         except EvalError as exc:
             raise _locate(self.module, exc) from None
         cm.reduction = red
@@ -110,10 +129,14 @@ class Model:
         opts = options or SolveOptions(**kwargs)
         self._aux_opts = opts
         t0 = time.perf_counter()
-        cm = self.compile(reduce=opts.reduce, passes=opts.passes)
+        cm = self.compile(reduce=opts.reduce, passes=opts.passes, mpcc=opts.mpcc, mpcc_tol=opts.mpcc_tol)
         t1 = time.perf_counter()
         solver = choose_solver(cm.problem_class, opts.solver)
-        out = _solve_compiled(cm, solver, opts, opts.multistart)
+        schedule = None
+        if cm.mpcc is not None and cm.mpcc.mode == "relax":
+            out, schedule = self._relax_schedule(cm, solver, opts)
+        else:
+            out = _solve_compiled(cm, solver, opts, opts.multistart)
         qp_note = None
         if cm.problem_class == "QP" and solver == "highs" and not out.status.ok and opts.solver is None:
             # HiGHS's active-set QP solver can misreport bounded convex QPs as unbounded
@@ -144,6 +167,14 @@ class Model:
         if qp_note:
             res.notes.append(qp_note)
         res.reduction = cm.reduction
+        res.rows = dict(cm.con_counts)
+        if schedule is not None:
+            res.schedule = schedule
+            try:  # the exact optimum alongside, for comparison
+                exact = self.solve(SolveOptions(**{**opts.__dict__, "mpcc": "exact", "strict": False}))
+                res.exact_objective = exact.objective
+            except MechError as exc:
+                res.notes.append(f"no exact optimum for comparison: {str(exc).splitlines()[0]}")
         if cm.reduction is not None:
             for a in cm.reduction.applied:
                 res.notes.append(f"reduced by {a.pass_name}: {a.summary}")
@@ -160,6 +191,46 @@ class Model:
         if opts.strict and not ver.ok:
             raise VerificationError(_verification_message(ver)).with_result(res)
         return res
+
+    # ------------------------------------------------------------ MPCC relaxation
+    def _relax_schedule(self, cm, solver, opts: SolveOptions):
+        """Solve for each eps of the schedule (warm-started); verify every point against the original spec."""
+        eps = cm.model.mpcc_eps
+        bound_fn = next((f for f in self.mech.functions if f.name == "regret_bound" and len(f.args) == 1), None)
+        inst = self.instance()
+        rows, out = [], None
+        from .evaluate import Evaluator
+
+        ev = Evaluator(inst)
+        if hasattr(cm.model, "mpcc_indicator_relaxed"):
+            # Warm-up: at eps = 1/4, z(1-z) <= eps holds for every z in [0,1] (the continuous relaxation of
+            # the big-M model); its solution is a far better start for the schedule than z = 0.
+            for z in cm.model.component_data_objects(__import__("pyomo.environ").environ.Var):
+                if z.lb == 0 and z.ub == 1 and z.value in (None, 0):
+                    z.set_value(0.5)
+            first = opts.eps_schedule[0]
+            ramp = [0.25]
+            while ramp[-1] * 0.6 > first:  # then tighten gently down to the first reported eps
+                ramp.append(ramp[-1] * 0.6)
+            for e in ramp:
+                eps.setlb(e), eps.setub(e), eps.set_value(e)
+                _solve_compiled(cm, solver, opts, opts.multistart)
+        for e in opts.eps_schedule:
+            eps.setlb(e), eps.setub(e), eps.set_value(e)
+            out = _solve_compiled(cm, solver, opts, opts.multistart)
+            row = {"eps": e, "status": out.status.value, "objective": out.objective, "max_regret": None,
+                   "bound": float(ev.value(bound_fn.body, {bound_fn.args[0]: e})) if bound_fn else None}
+            if out.status.ok:
+                values = cm.values()
+                if cm.reduction is not None:
+                    for p, inverse in reversed(cm.reduction.inverse):
+                        values = p.invert(values, inverse)
+                values = {v.name: values[v.name] for v in self.mech.problem.vars if v.name in values}
+                ver = verify(inst, self.mech.problem, values, tol=opts.tol)
+                row["max_regret"] = ver.max_regret
+                row["max_violation"] = max(ver.max_violation, ver.max_ir_violation)
+            rows.append(row)
+        return out, rows
 
     # ------------------------------------------------------------ aux solves
     def _solve_aux(self, inst: Instance, aux: ir.AuxDef, key: tuple, env: dict) -> dict:

@@ -64,6 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="NLP: also start from the variables' bounds and keep the best local optimum")
     p.add_argument("--time-limit", type=float, help="solver time limit in seconds")
     p.add_argument("--no-reduce", action="store_true", help="solve the full model (no reduction passes)")
+    p.add_argument("--mpcc", choices=["exact", "relax"],
+                   help="implications/disjunctions/complementarity: exact big-M MILP (default when bounded) or "
+                        "the relaxed NLP with an eps schedule")
+    p.add_argument("--mpcc-tol", type=float, default=1e-5,
+                   help="margin for negating a premise a <= b (as a >= b + tol) in exact mode (default 1e-5; "
+                        "keep it above --tol so verification and the model agree on which misreports fit)")
+    p.add_argument("--eps", type=float, nargs="+", metavar="EPS",
+                   help="relax mode: the eps schedule (default 1e-2 1e-3 ... 1e-8)")
     return ap
 
 
@@ -168,8 +176,10 @@ def _emit(cm, fmt: str, path: str):
 
 def cmd_solve(args) -> int:
     model = _load(args)
+    extra = {"eps_schedule": tuple(args.eps)} if args.eps else {}
     opts = api.SolveOptions(solver=args.solver, tee=args.verbose, tol=args.tol, strict=args.strict,
-                            multistart=args.multistart, time_limit=args.time_limit, reduce=not args.no_reduce)
+                            multistart=args.multistart, time_limit=args.time_limit, reduce=not args.no_reduce,
+                            mpcc=args.mpcc, mpcc_tol=args.mpcc_tol, **extra)
     if args.json:
         # Keep stdout for the one JSON object; solver logs go to stderr.
         with contextlib.redirect_stdout(sys.stderr):
@@ -270,6 +280,19 @@ def render(res) -> str:
                               for k, v in list(vals.items())[:12])
             more = f", ... ({len(vals)} in all)" if len(vals) > 12 else ""
             lines.append(f"  {shown}{more}")
+    if res.schedule is not None:
+        lines.append("")
+        lines.append("relaxation schedule (each point verified against the original constraints):")
+        lines.append(f"  {'eps':>8}  {'objective':>14}  {'max_regret':>11}  {'bound':>11}  {'gap to exact':>12}")
+        for r in res.schedule:
+            gap = (f"{res.exact_objective - r['objective']:12.3e}" if res.exact_objective is not None
+                   and r["objective"] is not None else f"{'-':>12}")
+            obj = f"{r['objective']:14.8g}" if r["objective"] is not None else f"{r['status']:>14}"
+            reg = f"{r['max_regret']:11.3e}" if r["max_regret"] is not None else f"{'-':>11}"
+            bnd = f"{r['bound']:11.3e}" if r["bound"] is not None else f"{'-':>11}"
+            lines.append(f"  {r['eps']:8.0e}  {obj}  {reg}  {bnd}  {gap}")
+        if res.exact_objective is not None:
+            lines.append(f"  exact optimum (MILP): {res.exact_objective:.8g}")
     ver = res.verification
     lines.append("")
     lines.append(f"verification against the original constraints (tol {ver.tol:g}, {ver.checked} rows): "

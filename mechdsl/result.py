@@ -39,6 +39,9 @@ class Result:
     notes: list[str] = field(default_factory=list)
     message: str = ""
     reduction: Any = None  #: the mechdsl.passes Reduction that was solved (None with --no-reduce)
+    rows: dict = field(default_factory=dict)  #: constraint rows per family of the model that was solved
+    schedule: list | None = None  #: relax mode: one dict per eps (eps, objective, max_regret, bound)
+    exact_objective: float | None = None  #: relax mode: the exact (MILP) optimum, when it could be computed
 
     @property
     def ok(self) -> bool:
@@ -59,7 +62,16 @@ class Result:
             "variables": {n: {key_str(k): _num(x) for k, x in vals.items()} for n, vals in self.variables.items()},
             "parameters": params,
             "verification": self.verification.to_dict() if self.verification is not None else None,
-        }
+        } | self._mpcc_dict()
+
+    def _mpcc_dict(self) -> dict:
+        out = {}
+        if self.schedule is not None:
+            out["schedule"] = [{"eps": r["eps"], "objective": _num(r["objective"]), "max_regret": _num(r["max_regret"]),
+                                "bound": _num(r["bound"])} for r in self.schedule]
+        if self.exact_objective is not None:
+            out["exact_objective"] = _num(self.exact_objective)
+        return out
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)

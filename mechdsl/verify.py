@@ -232,14 +232,24 @@ def _slack(body, ev: Evaluator, env, tol) -> float:
 
 
 def _holds(cond, ev: Evaluator, env, tol) -> bool:
-    """Truth of a premise, with relations given ``tol`` of slack (so more constraints are checked, not fewer)."""
+    """Truth of a premise at the solution, up to ``tol``.
+
+    A non-strict premise ``a <= b`` counts as holding up to ``a <= b + tol`` (more
+    constraints are checked, not fewer); a strict one ``a > b`` only when
+    ``a > b + tol``: the model negates it to the closed ``a <= b``, so at
+    ``a == b`` the premise is false in the model and must be here too.
+    """
     if isinstance(cond, sp.core.relational.Relational):
         a, b = float(ev.value(cond.lhs, env)), float(ev.value(cond.rhs, env))
         op = cond.rel_op
-        if op in ("<=", "<"):
+        if op == "<=":
             return a <= b + tol
-        if op in (">=", ">"):
+        if op == ">=":
             return a >= b - tol
+        if op == "<":
+            return a < b - tol
+        if op == ">":
+            return a > b + tol
         if op == "==":
             return abs(a - b) <= tol
         return abs(a - b) > tol

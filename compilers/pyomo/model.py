@@ -150,6 +150,7 @@ class CompiledModel:
     integer: bool = False
     notes: list[str] = field(default_factory=list)
     reduction: object = None  #: the Reduction compiled (None for the full model)
+    mpcc: object = None       #: MPCCOptions when the model has implications/disjunctions/complementarity
 
     @property
     def num_vars(self) -> int:
@@ -175,7 +176,8 @@ def _pyomo_name(model, name):
 
 
 def compile_problem(problem: ir.Problem, inst, env: dict | None = None, name: str = "mechdsl",
-                    var_names: set[str] | None = None, eliminated: dict | None = None) -> CompiledModel:
+                    var_names: set[str] | None = None, eliminated: dict | None = None,
+                    mpcc: MPCCOptions | None = None) -> CompiledModel:
     """Build the Pyomo model of ``problem`` bound to ``inst`` (and index values ``env``).
 
     ``eliminated`` maps variable names removed by a reduction to their
@@ -235,9 +237,13 @@ def compile_problem(problem: ir.Problem, inst, env: dict | None = None, name: st
         setattr(model, pname, pyo.Var([k for k in el.order], domain=pyo.Reals))
         comps[y] = getattr(model, pname)
 
+    mpcc = mpcc or MPCCOptions()
+    notes: list[str] = []
     con_counts, con_kinds = {}, {}
     for c in problem.constraints:
-        _compile_constraint(model, c, ev, num, env, con_counts)
+        if c.check_only:
+            continue  # verified after the solve, not imposed
+        _compile_constraint(model, c, ev, num, env, con_counts, mpcc, notes)
         con_kinds[c.name] = c.kind.value
 
     sense = "maximize"
@@ -256,9 +262,11 @@ def compile_problem(problem: ir.Problem, inst, env: dict | None = None, name: st
     for y in eliminated:
         var_keys.pop(y, None)
 
+    _transform_disjunctions(model, notes, mpcc)
     cm = CompiledModel(model, problem, "", sense, var_keys, con_counts, con_kinds,
                        linearized=target.linearized, smoothed=target.smoothed,
-                       build_time=time.perf_counter() - t0, integer=integer)
+                       build_time=time.perf_counter() - t0, integer=integer, notes=notes)
+    cm.mpcc = mpcc if getattr(model, "_mechdsl_disjunctions", 0) or hasattr(model, "mpcc_eps") else None
     cm.problem_class = classify(model, integer)
     return cm
 
@@ -329,29 +337,95 @@ def _fmt(key):
     return f"[{','.join(map(str, key))}]" if key else ""
 
 
-def _compile_constraint(model, c: ir.ConstraintDef, ev: Evaluator, num: Evaluator, env, counts):
+@dataclass(frozen=True)
+class MPCCOptions:
+    """How implications, disjunctions and complementarity constraints are compiled.
+
+    ``mode``: "exact" (pyomo.gdp disjunctions, big-M from the variable bounds: a MILP)
+    or "relax" (complementarity a*b <= eps and disjunction indicators z*(1-z) <= eps:
+    an NLP whose eps the solver lowers along a schedule).  ``tol`` is the margin
+    used to negate a non-strict premise: not(a <= b) is modelled as a >= b + tol.
+    """
+
+    mode: str = "exact"
+    tol: float = 1e-5
+
+
+def _compile_constraint(model, c: ir.ConstraintDef, ev: Evaluator, num: Evaluator, env, counts, mpcc, notes):
     rows: dict[str, dict] = {}
+    disj: dict[tuple, list] = {}
     local = dict(env)
     it = ev.iterate(c.domain.items, c.domain.cond, local) if c.domain else iter([local])
     binders = c.domain.binders if c.domain else ()
+    negated_strict = [False]
+    relaxed_impl = [0]
+
+    def side(rel):
+        lhs = ev.value(rel.lhs, local, -1 if rel.op == "<=" else (1 if rel.op == ">=" else 0))
+        rhs = ev.value(rel.rhs, local, 1 if rel.op == "<=" else (-1 if rel.op == ">=" else 0))
+        return lhs, rhs
+
+    def relation(rel, key):
+        lhs, rhs = side(rel)
+        if PyomoTarget._num(lhs) and PyomoTarget._num(rhs):
+            ok = {"<=": lhs <= rhs + 1e-9, ">=": lhs >= rhs - 1e-9, "==": abs(lhs - rhs) <= 1e-9}[rel.op]
+            return True if ok else False
+        return {"<=": lambda: lhs <= rhs, ">=": lambda: lhs >= rhs, "==": lambda: lhs == rhs}[rel.op]()
+
     for _ in it:
         key = tuple(local[b] for b in binders)
         try:
-            for part, rel in _relations(c.body, num, local, c):
-                lhs = ev.value(rel.lhs, local, -1 if rel.op == "<=" else (1 if rel.op == ">=" else 0))
-                rhs = ev.value(rel.rhs, local, 1 if rel.op == "<=" else (-1 if rel.op == ">=" else 0))
-                if PyomoTarget._num(lhs) and PyomoTarget._num(rhs):
-                    ok = {"<=": lhs <= rhs + 1e-9, ">=": lhs >= rhs - 1e-9, "==": abs(lhs - rhs) <= 1e-9}[rel.op]
-                    if not ok:
-                        raise SolveError(f"{c.span}: constraint {c.name}{_fmt(key)} is violated by the data alone "
-                                         f"({lhs} {rel.op} {rhs} is false); the model is infeasible",
-                                         status="infeasible")
-                    continue
-                expr = {"<=": lambda: lhs <= rhs, ">=": lambda: lhs >= rhs, "==": lambda: lhs == rhs}[rel.op]()
-                rows.setdefault(part, {})[key] = expr
+            for part, item in _items(c.body, num, local, c):
+                if item[0] == "rel":
+                    e = relation(item[1], key)
+                    if e is True:
+                        continue
+                    if e is False:
+                        raise SolveError(f"{c.span}: constraint {c.name}{_fmt(key)} is violated by the data alone; "
+                                         "the model is infeasible", status="infeasible")
+                    rows.setdefault(part, {})[key] = e
+                elif item[0] == "compl":
+                    a = ev.value(item[1], local, 0)
+                    b = ev.value(item[2], local, 0)
+                    rows.setdefault(part + "nonneg_a", {})[key] = a >= 0
+                    rows.setdefault(part + "nonneg_b", {})[key] = b >= 0
+                    if mpcc.mode == "relax":
+                        rows.setdefault(part + "relaxed", {})[key] = a * b <= _eps(model)
+                    else:
+                        disj.setdefault((part, key), []).extend([[a <= 0], [b <= 0]])
+                elif item[0] == "impl" and mpcc.mode == "relax" and len(item[1]) == 1:
+                    _relaxed_implication(model, item[1][0], item[2], ev, local, mpcc.tol)
+                    relaxed_impl[0] += 1  # its rows live in model.mpcc_rows
+                else:
+                    # ("impl", premises, conclusion) == (not P1) or ... or (not Pn) or conclusion;
+                    # ("disj", alternatives): each alternative a list of Rel or ("not", relational).
+                    alternatives = (item[1] if item[0] == "disj"
+                                    else [[("not", p)] for p in item[1]] + [item[2]])
+                    alts = []
+                    for alt in alternatives:
+                        cons = []
+                        for r in alt:
+                            if isinstance(r, tuple):
+                                cons.append(_negate(r[1], ev, local, mpcc.tol, negated_strict))
+                            else:
+                                e = relation(r, key)
+                                if e is False:
+                                    cons = None
+                                    break
+                                if e is not True:
+                                    cons.append(e)
+                        if cons is not None:
+                            alts.append(cons)
+                    if not alts:
+                        raise SolveError(f"{c.span}: no alternative of constraint {c.name}{_fmt(key)} can hold; "
+                                         "the model is infeasible", status="infeasible")
+                    if any(len(a) == 0 for a in alts):
+                        continue  # an alternative holds trivially
+                    disj[(part, key)] = alts
         except EvalError as exc:
             raise EvalError(f"in constraint {c.name}{_fmt(key)}: {exc.message}", exc.name, c.span) from None
-    total = 0
+    total = relaxed_impl[0]
+    rows = {p: r for p, r in rows.items() if r}
     for part, exprs in sorted(rows.items()):
         cname = _pyomo_name(model, c.name if part == "" else f"{c.name}_{part}")
         if not binders:
@@ -362,30 +436,157 @@ def _compile_constraint(model, c: ir.ConstraintDef, ev: Evaluator, num: Evaluato
             comp = pyo.Constraint(pkeys, rule=lambda m, *k: lookup[k[0] if len(k) == 1 else k])
         setattr(model, cname, comp)
         total += len(exprs)
+    by_part: dict[str, dict] = {}
+    for (part, key), alts in disj.items():
+        by_part.setdefault(part, {})[key] = alts
+    for part, table in sorted(by_part.items()):
+        from pyomo.gdp import Disjunction
+
+        cname = _pyomo_name(model, c.name if part == "" and not rows.get("") else f"{c.name}_{part or 'disj'}")
+        if not binders:
+            comp = Disjunction(expr=table[()])
+        else:
+            pkeys = [k[0] if len(k) == 1 else k for k in table]
+            lookup = {pk: table[k] for pk, k in zip(pkeys, table)}
+            comp = Disjunction(pkeys, rule=lambda m, *k: lookup[k[0] if len(k) == 1 else k])
+        setattr(model, cname, comp)
+        total += len(table)
+        model._mechdsl_disjunctions = getattr(model, "_mechdsl_disjunctions", 0) + len(table)
+    if negated_strict[0]:
+        notes.append(f"{c.name}: a premise 'a <= b' is negated as 'a >= b + {mpcc.tol:g}' (--mpcc-tol)")
     counts[c.name] = total
 
 
-def _relations(body, num: Evaluator, env, c: ir.ConstraintDef, prefix=""):
-    """Yield (part label, Rel) pairs of a constraint body that compile to plain rows."""
+def _relaxed_implication(model, premise, conclusion, ev, env, tol):
+    """premise g <= 0 -> conclusion h >= 0, as the MPCC  h + w >= 0,  u >= margin - g,  u*w <= eps  (u, w >= 0).
+
+    When the premise holds (g <= 0), u >= margin = sqrt(eps) forces w <= sqrt(eps); when it fails, u may be 0
+    and the conclusion is free.  A strict premise has margin 0 (at g == 0 it is false, as in the exact model).
+    """
+    m = model
+    if not hasattr(m, "mpcc_u"):
+        m.mpcc_u = pyo.VarList(domain=pyo.NonNegativeReals, doc="MPCC: margin of a premise")
+        m.mpcc_w = pyo.VarList(domain=pyo.NonNegativeReals, doc="MPCC: relaxation of a conclusion")
+        m.mpcc_rows = pyo.ConstraintList()
+    lhs, rhs = ev.value(premise.lhs, env, 0), ev.value(premise.rhs, env, 0)
+    op = premise.rel_op
+    g = lhs - rhs if op in ("<=", "<") else rhs - lhs
+    # A non-strict premise keeps a margin of sqrt(eps): then w <= eps / sqrt(eps) = sqrt(eps), the order of
+    # the paper's Lemma 4, and the band 0 < g < sqrt(eps) where the conclusion is still enforced vanishes.
+    margin = pyo.sqrt(_eps(m)) if op in ("<=", ">=") else 0.0
+    u, w = m.mpcc_u.add(), m.mpcc_w.add()
+    u.set_value(1.0)
+    w.set_value(0.0)
+    m.mpcc_rows.add(u >= margin - g)
+    m.mpcc_rows.add(u * w <= _eps(m))
+    for rel in conclusion:
+        lhs_c = ev.value(rel.lhs, env, 0)
+        rhs_c = ev.value(rel.rhs, env, 0)
+        if rel.op in (">=", "=="):
+            m.mpcc_rows.add(lhs_c - rhs_c + w >= 0)
+        if rel.op in ("<=", "=="):
+            m.mpcc_rows.add(rhs_c - lhs_c + w >= 0)
+
+
+def _eps(model):
+    """The relaxation parameter: a variable pinned by its bounds (one NLP structure for the whole schedule)."""
+    if not hasattr(model, "mpcc_eps"):
+        model.mpcc_eps = pyo.Var(bounds=(1e-2, 1e-2), initialize=1e-2,
+                                 doc="MPCC relaxation: a*b <= eps, z*(1-z) <= eps")
+    return model.mpcc_eps
+
+
+def _negate(cond, ev: Evaluator, env, tol, flag):
+    """not(a <= b) -> a >= b + tol; not(a < b) -> a >= b (a strict premise negates to a closed set)."""
+    lhs, rhs = ev.value(cond.lhs, env, 0), ev.value(cond.rhs, env, 0)
+    op = cond.rel_op
+    if op in ("<=", ">="):
+        flag[0] = True
+    return {"<=": lambda: lhs >= rhs + tol, "<": lambda: lhs >= rhs, ">=": lambda: lhs <= rhs - tol,
+            ">": lambda: lhs <= rhs}[op]()
+
+
+def _items(body, num: Evaluator, env, c: ir.ConstraintDef, prefix=""):
+    """Yield (part label, item): ("rel", Rel), ("compl", a, b) or ("disj", alternatives)."""
     if isinstance(body, ir.Rel):
-        yield prefix, body
+        yield prefix, ("rel", body)
     elif isinstance(body, ir.AllOf):
         for k, p in enumerate(body.parts, 1):
-            yield from _relations(p, num, env, c, f"{prefix}{k}" if not prefix else f"{prefix}_{k}")
+            yield from _items(p, num, env, c, f"{prefix}{k}" if not prefix else f"{prefix}_{k}")
     elif isinstance(body, ir.Implication):
-        if num.has_var(body.premise):
-            raise UnsupportedError(
-                f"{c.span}: error: constraint '{c.name}' is an implication whose premise involves decision "
-                "variables; this form is parsed and checked but does not compile yet "
-                "(conditional IC and disjunctions are planned for the MILP/MPCC backend)")
-        if num.truth(body.premise, env):
-            yield from _relations(body.conclusion, num, env, c, prefix)
-    elif isinstance(body, (ir.AnyOf, ir.Complementarity)):
-        what = "a disjunction" if isinstance(body, ir.AnyOf) else "a complementarity constraint"
-        raise UnsupportedError(f"{c.span}: error: constraint '{c.name}' is {what}; this form is parsed and checked "
-                               "but does not compile yet (planned for the MILP/MPCC backend)")
+        if not num.has_var(body.premise):
+            if num.truth(body.premise, env):
+                yield from _items(body.conclusion, num, env, c, prefix)
+            return
+        conclusion = _plain_rels(body.conclusion, c)
+        premises = _conjuncts(body.premise, c)
+        yield prefix, ("impl", premises, conclusion)
+    elif isinstance(body, ir.AnyOf):
+        yield prefix, ("disj", [_plain_rels(p, c) for p in body.parts])
+    elif isinstance(body, ir.Complementarity):
+        yield prefix, ("compl", body.a, body.b)
     else:  # pragma: no cover
         raise AssertionError(type(body))
+
+
+def _plain_rels(body, c) -> list:
+    if isinstance(body, ir.Rel):
+        return [body]
+    if isinstance(body, ir.AllOf) and all(isinstance(p, ir.Rel) for p in body.parts):
+        return list(body.parts)
+    raise UnsupportedError(f"{c.span}: error: constraint '{c.name}': an alternative of an implication or "
+                           "disjunction must be a comparison or a conjunction of comparisons")
+
+
+def _conjuncts(cond, c) -> list:
+    import sympy as sp
+
+    if isinstance(cond, sp.And):
+        out = []
+        for a in cond.args:
+            out += _conjuncts(a, c)
+        return out
+    if isinstance(cond, sp.core.relational.Relational) and cond.rel_op in ("<=", "<", ">=", ">"):
+        return [cond]
+    raise UnsupportedError(f"{c.span}: error: constraint '{c.name}': a premise with variables must be an "
+                           "inequality or a conjunction ('and') of inequalities")
+
+
+def _transform_disjunctions(model, cm_notes, mpcc: MPCCOptions):
+    """gdp.bigm with M from the variable bounds; in relax mode the indicators become z*(1-z) <= eps."""
+    from pyomo.gdp import GDP_Error
+    from pyomo.core.expr.visitor import identify_variables
+
+    if not getattr(model, "_mechdsl_disjunctions", 0):
+        return
+    try:
+        pyo.TransformationFactory("gdp.bigm").apply_to(model)
+    except GDP_Error as exc:
+        from pyomo.gdp import Disjunct
+        missing = []
+        for d in model.component_data_objects(Disjunct, descend_into=True):
+            for con in d.component_data_objects(pyo.Constraint, active=True):
+                for v in identify_variables(con.body):
+                    if (v.lb is None or v.ub is None) and v.name not in missing:
+                        missing.append(v.name)
+        raise UnsupportedError(
+            "error: --mpcc exact needs finite bounds on every variable in an implication, disjunction or "
+            f"complementarity (big-M is derived from them); missing for: {', '.join(missing[:8]) or '?'}"
+            + (" ..." if len(missing) > 8 else "") + ". Add bounds in the spec (e.g. 'var p[k] >= 0, <= 100;'), "
+            f"or use --mpcc relax.  [{str(exc).splitlines()[0]}]") from None
+    if mpcc.mode == "relax":
+        eps = _eps(model)
+        binaries = [v for v in model.component_data_objects(pyo.Var) if v.is_binary()]
+        model.mpcc_indicator_relaxed = pyo.ConstraintList()
+        for v in binaries:
+            v.domain = pyo.Reals
+            v.setlb(0)
+            v.setub(1)
+            model.mpcc_indicator_relaxed.add(v * (1 - v) <= eps)
+        cm_notes.append(f"relax: {len(binaries)} disjunction indicators kept in [0,1] with z*(1-z) <= eps")
+    else:
+        cm_notes.append("exact: implications/disjunctions/complementarity compiled by pyomo.gdp big-M "
+                        "(M from the variable bounds)")
 
 
 def classify(model: pyo.ConcreteModel, integer: bool) -> str:
@@ -404,6 +605,7 @@ def classify(model: pyo.ConcreteModel, integer: bool) -> str:
         base = "QP"
     else:
         base = "NLP"
+    integer = integer or any(not v.is_continuous() for v in model.component_data_objects(pyo.Var))
     if integer:
         return {"LP": "MILP", "QP": "MIQP", "NLP": "MINLP"}[base]
     return base

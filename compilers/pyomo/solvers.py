@@ -113,8 +113,14 @@ def _solve_highs(model, tee, options, time_limit) -> SolveOutcome:
     kwargs = dict(tee=tee, load_solutions=False, raise_exception_on_nonoptimal_result=False)
     if time_limit:
         kwargs["time_limit"] = time_limit
-    if options:
-        kwargs["solver_options"] = dict(options)
+    opts = {}
+    if getattr(model, "_mechdsl_disjunctions", 0):
+        # Big-M rows: an indicator that is integral only to within 1e-6 would relax a row by M * 1e-6,
+        # more than the margin of a negated premise.  Ask for tight integrality and feasibility.
+        opts.update(mip_feasibility_tolerance=1e-9, primal_feasibility_tolerance=1e-9)
+    opts.update(options or {})
+    if opts:
+        kwargs["solver_options"] = opts
     try:
         res = opt.solve(model, **kwargs)
     except Exception as exc:  # highspy raises on malformed input (e.g. a nonconvex QP)

@@ -31,6 +31,7 @@ class Lowerer:
         self.module = module
         self.defs: dict[str, ast.DefDecl] = {}
         self.utilities: list[ir.UtilityDef] = []
+        self.functions: list[ir.UtilityDef] = []
         self.aux_vars: set[str] = set()
 
     # ------------------------------------------------------------------ top
@@ -48,9 +49,10 @@ class Lowerer:
                 data.append(ir.PopulationDef(item.name, self.expr(item.count, {}), item.source, item.span))
             elif isinstance(item, ast.DefDecl):
                 self.defs[item.name] = item
+                args = tuple(sp.Symbol(f"_{item.name}_{p}") for p in item.params)
+                body = self.expr(item.body, dict(zip(item.params, args)))
+                self.functions.append(ir.UtilityDef(item.name, args, body, item.span))
                 if item.utility:
-                    args = tuple(sp.Symbol(f"_{item.name}_{p}") for p in item.params)
-                    body = self.expr(item.body, dict(zip(item.params, args)))
                     self.utilities.append(ir.UtilityDef(item.name, args, body, item.span))
             elif isinstance(item, ast.VarDecl):
                 vars_.append(self.var(item, {}))
@@ -63,7 +65,8 @@ class Lowerer:
             else:  # pragma: no cover - the checker rejects anything else
                 raise AssertionError(type(item))
         return ir.Mechanism(self.module.span.file, self.module.source, tuple(data),
-                            ir.Problem(tuple(vars_), tuple(cons), obj), tuple(self.utilities))
+                            ir.Problem(tuple(vars_), tuple(cons), obj), tuple(self.utilities),
+                            tuple(self.functions))
 
     # ------------------------------------------------------------ pieces
     def domain(self, spec: ast.IndexSpec | None, scope: dict) -> tuple[ir.Domain | None, dict]:
@@ -141,7 +144,8 @@ class Lowerer:
 
     def constraint(self, d: ast.ConstraintDecl, scope) -> ir.ConstraintDef:
         dom, inner = self.domain(d.index, scope)
-        return ir.ConstraintDef(d.name, ir.ConKind(d.kind), dom, self.body(d.body, inner), d.span)
+        return ir.ConstraintDef(d.name, ir.ConKind(d.kind), dom, self.body(d.body, inner), d.span,
+                                check_only=d.check_only)
 
     def body(self, e, scope) -> ir.Body:
         if isinstance(e, ast.Compare):

@@ -145,6 +145,7 @@ class ConstraintDef:
     body: Body
     span: Span
     origin: str | None = None  #: None for spec constraints; "pass: rule" for derived ones
+    check_only: bool = False   #: verified against the solution but not imposed
 
 
 @dataclass(frozen=True)
@@ -200,6 +201,7 @@ class Mechanism:
     data_decls: tuple[Decl, ...]
     problem: Problem
     utilities: tuple[UtilityDef, ...] = ()
+    functions: tuple[UtilityDef, ...] = ()  #: every top-level def as a template (args are symbols in body)
 
     def decl(self, name: str):
         return next((d for d in self.data_decls if d.name == name), None)

@@ -24,7 +24,7 @@ class DropImplied(Pass):
         structures = state.facts.get("ic", {})
         found, reasons = {}, []
         for c in state.problem.constraints:
-            if c.kind != ir.ConKind.IR or c.origin is not None:
+            if c.kind != ir.ConKind.IR or c.origin is not None or c.check_only:
                 continue
             why = _match(c, structures, state)
             if isinstance(why, str):

@@ -23,7 +23,7 @@ class LocalIC(Pass):
     def accepts(self, state: Reduction) -> Acceptance:
         found, reasons = {}, []
         for c in state.problem.constraints:
-            if c.kind != ir.ConKind.IC or c.origin is not None:
+            if c.kind != ir.ConKind.IC or c.origin is not None or c.check_only:
                 continue
             try:
                 s = analyse_ic(c, state.inst)

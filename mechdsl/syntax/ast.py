@@ -227,6 +227,7 @@ class ConstraintDecl(Node):
     name: str
     index: IndexSpec | None
     body: Expr
+    check_only: bool = False  # "check ic ...": verified, not imposed
 
 
 @dataclass(frozen=True, slots=True)

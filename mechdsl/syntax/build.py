@@ -116,9 +116,12 @@ class AstBuilder(Transformer):
         return d
 
     def constraint_decl(self, meta, children):
+        check_only = isinstance(children[0], Token) and children[0].type == "CHECK"
+        if check_only:
+            children = children[1:]
         kind, name, *rest = children
         index = rest[0] if len(rest) == 2 else None
-        return ast.ConstraintDecl(self._span(meta), str(kind), str(name), index, rest[-1])
+        return ast.ConstraintDecl(self._span(meta), str(kind), str(name), index, rest[-1], check_only)
 
     def objective_decl(self, meta, children):
         sense = str(children[0])
