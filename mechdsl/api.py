@@ -205,7 +205,9 @@ class Model:
         if hasattr(cm.model, "mpcc_indicator_relaxed"):
             # Warm-up: at eps = 1/4, z(1-z) <= eps holds for every z in [0,1] (the continuous relaxation of
             # the big-M model); its solution is a far better start for the schedule than z = 0.
-            for z in cm.model.component_data_objects(__import__("pyomo.environ").environ.Var):
+            import pyomo.environ as pyo
+
+            for z in cm.model.component_data_objects(pyo.Var):
                 if z.lb == 0 and z.ub == 1 and z.value in (None, 0):
                     z.set_value(0.5)
             first = opts.eps_schedule[0]
@@ -341,8 +343,8 @@ def _menu(inst: Instance, mech: ir.Mechanism, values: dict, ver) -> list[dict]:
     cols = [n for n, vals in values.items() if set(vals) == keyset]
     util = next((u for u in mech.utilities if len(u.args) == 2 * t.dim), None)
     from .evaluate import Evaluator
-    from .verify import _Values
-    ev = Evaluator(inst, _Values(values))
+    from .evaluate import ValuesTarget
+    ev = Evaluator(inst, ValuesTarget(values))
     binding_of: dict[tuple, list[str]] = {}
     for c in mech.problem.constraints:
         if c.kind in (ir.ConKind.IC, ir.ConKind.IR):

@@ -29,7 +29,9 @@ def _common(p: argparse.ArgumentParser, data: bool = True):
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="mechdsl", description="Algebraic modelling for mechanism and contract design.")
-    ap.add_argument("--version", action="version", version=f"mechdsl {__import__('mechdsl').__version__}")
+    from . import __version__
+
+    ap.add_argument("--version", action="version", version=f"mechdsl {__version__}")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("check", help="parse and check a spec (and its data)")

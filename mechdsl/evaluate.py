@@ -457,7 +457,21 @@ def _fmt_key(key: tuple) -> str:
     return ",".join(str(k) for k in key)
 
 
-class VecTarget(Target):
+class ValuesTarget(Target):
+    """Numbers, with the decision variables taking given values (a solution)."""
+
+    def __init__(self, values: dict):
+        self.values = values
+
+    def var(self, name, key):
+        try:
+            return self.values[name][key]
+        except KeyError:
+            raise EvalError(f"{name}[{','.join(map(str, key))}] is outside the index set of var '{name}'",
+                            name=name) from None
+
+
+class VecTarget(ValuesTarget):
     """Numbers and numpy arrays: evaluates a template for many index bindings at once.
 
     Index symbols are bound to broadcastable integer arrays; indexed params and
@@ -468,16 +482,9 @@ class VecTarget(Target):
     vector = True
 
     def __init__(self, inst, values: dict | None = None):
+        super().__init__(values or {})
         self.inst = inst
-        self.values = values or {}
         self._dense: dict[tuple[str, bool], tuple] = {}
-
-    def var(self, name, key):
-        try:
-            return self.values[name][key]
-        except KeyError:
-            raise EvalError(f"{name}[{','.join(map(str, key))}] is outside the index set of var '{name}'",
-                            name=name) from None
 
     def dense(self, name, is_var, key):
         hit = self._dense.get((name, is_var))

@@ -18,20 +18,8 @@ import sympy as sp
 
 import numpy as np
 
-from .evaluate import EvalError, Evaluator, Target, VecTarget, VectorUnsupported
+from .evaluate import EvalError, Evaluator, ValuesTarget, VecTarget, VectorUnsupported
 from .ir import nodes as ir
-
-
-class _Values(Target):
-    def __init__(self, values):
-        self.values = values
-
-    def var(self, name, key):
-        try:
-            return self.values[name][key]
-        except KeyError:
-            raise EvalError(f"{name}[{','.join(map(str, key))}] is outside the index set of var '{name}'",
-                            name=name) from None
 
 
 @dataclass
@@ -44,6 +32,15 @@ class Verification:
     checked: int = 0
     worst: list = field(default_factory=list)  # (violation, constraint id, kind), largest first
     binding: dict = field(default_factory=dict)  # family -> list of (key, id) with zero slack
+
+    def account(self, kind: ir.ConKind, violation: float):
+        """Fold one violation into the figure of its constraint kind."""
+        if kind == ir.ConKind.IC:
+            self.max_regret = max(self.max_regret, violation)
+        elif kind == ir.ConKind.IR:
+            self.max_ir_violation = max(self.max_ir_violation, violation)
+        else:
+            self.max_violation = max(self.max_violation, violation)
 
     def to_dict(self) -> dict:
         return {"max_regret": self.max_regret, "max_ir_violation": self.max_ir_violation,
@@ -65,7 +62,7 @@ def constraint_id(c: ir.ConstraintDef, key: tuple, type_dim: int | None) -> str:
 def verify(inst, problem: ir.Problem, values: dict, tol: float = 1e-6, bind_tol: float | None = None,
            var_names: set[str] | None = None, env: dict | None = None) -> Verification:
     """Evaluate every original constraint of ``problem`` at ``values``."""
-    ev = Evaluator(inst, _Values(values))
+    ev = Evaluator(inst, ValuesTarget(values))
     if var_names is not None:
         ev._var_names = var_names
     bind_tol = tol if bind_tol is None else bind_tol
@@ -82,12 +79,7 @@ def verify(inst, problem: ir.Problem, values: dict, tol: float = 1e-6, bind_tol:
             worst_c, n, viol_max, bound = fast
             res.checked += n
             cid = lambda key: constraint_id(c, key, type_dim)
-            if c.kind == ir.ConKind.IC:
-                res.max_regret = max(res.max_regret, viol_max)
-            elif c.kind == ir.ConKind.IR:
-                res.max_ir_violation = max(res.max_ir_violation, viol_max)
-            else:
-                res.max_violation = max(res.max_violation, viol_max)
+            res.account(c.kind, viol_max)
             worst.extend((v, cid(k), c.kind.value) for v, k in worst_c if v > tol)
             res.binding[c.name] = [(k, cid(k)) for k in bound]
             continue
@@ -101,12 +93,7 @@ def verify(inst, problem: ir.Problem, values: dict, tol: float = 1e-6, bind_tol:
             res.checked += 1
             viol = max(0.0, -slack) if not math.isnan(slack) else math.inf
             cid = constraint_id(c, key, type_dim)
-            if c.kind == ir.ConKind.IC:
-                res.max_regret = max(res.max_regret, viol)
-            elif c.kind == ir.ConKind.IR:
-                res.max_ir_violation = max(res.max_ir_violation, viol)
-            else:
-                res.max_violation = max(res.max_violation, viol)
+            res.account(c.kind, viol)
             if viol > tol:
                 worst.append((viol, cid, c.kind.value))
             if abs(slack) <= bind_tol:

@@ -123,10 +123,10 @@ class EliminatePayments(Pass):
     def invert(self, values: dict, inverse) -> dict:
         """Recover the eliminated transfers from the solved allocation by the payment rule."""
         from ..evaluate import Evaluator
-        from ..verify import _Values
+        from ..evaluate import ValuesTarget
 
         inst, eliminated = inverse
-        ev = Evaluator(inst, _Values(values))
+        ev = Evaluator(inst, ValuesTarget(values))
         out = dict(values)
         for y, el in eliminated.items():
             pos = {v: i for i, v in enumerate(el.order)}
@@ -167,7 +167,9 @@ def _objective_prefers_small_rents(state: Reduction, y: str, kappa: float):
     if p.objective is None:
         return "no objective"
     cm = compile_problem(ir.Problem(p.vars, (), p.objective), state.inst)
-    obj = next(iter(cm.model.component_data_objects(__import__("pyomo.environ").environ.Objective)))
+    import pyomo.environ as pyo
+
+    obj = next(iter(cm.model.component_data_objects(pyo.Objective)))
     repn = generate_standard_repn(obj.expr, quadratic=True)
     comp = getattr(cm.model, y)
     ids = {id(comp[k]) for k in comp}
