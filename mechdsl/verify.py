@@ -65,7 +65,10 @@ def verify(inst, problem: ir.Problem, values: dict, tol: float = 1e-6, bind_tol:
     ev = Evaluator(inst, ValuesTarget(values))
     if var_names is not None:
         ev._var_names = var_names
-    bind_tol = tol if bind_tol is None else bind_tol
+    if bind_tol is None:
+        # "Binding" is informational (the menu): allow for solver residuals that scale with the solution.
+        scale = max([1.0] + [abs(x) for vals in values.values() for x in vals.values() if math.isfinite(x)])
+        bind_tol = max(tol, 1e-8 * scale)
     res = Verification(tol=tol)
     types = inst.mech.types
     type_dim = types[0].dim if types else None
