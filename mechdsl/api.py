@@ -413,15 +413,6 @@ def _walk(node):
                     stack.append(getattr(n, f.name))
 
 
-def _with_result(self, res):
-    self.result = res
-    return self
-
-
-MechError.with_result = _with_result
-MechError.result = None
-
-
 def load(path: str | Path, data: str | Path | Mapping | None = None,
          overrides: Iterable[str] | Mapping | None = None, progress: bool | None = None) -> Model:
     """Parse a spec and attach its data (a TOML path or a mapping) and overrides (``["K=10"]`` or a mapping)."""

@@ -58,10 +58,16 @@ class MechError(Exception):
     """Base class of every error a user can cause."""
 
     exit_code = 2
+    result = None  #: the partial Result (e.g. status "infeasible") when a solve got that far
 
     def __init__(self, message: str):
         super().__init__(message)
         self.message = message
+
+    def with_result(self, result) -> "MechError":
+        """Attach the Result of a failed solve (the CLI still prints it with --json)."""
+        self.result = result
+        return self
 
     def __str__(self) -> str:
         return self.message

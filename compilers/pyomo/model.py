@@ -206,8 +206,8 @@ def compile_problem(problem: ir.Problem, inst, env: dict | None = None, name: st
         it = num.iterate(v.domain.items, v.domain.cond, local) if v.domain else iter([local])
         for _ in it:
             key = tuple(local[b] for b in v.domain.binders) if v.domain else ()
-            lb = _bound(num, v.lb, local, v, "lower")
-            ub = _bound(num, v.ub, local, v, "upper")
+            lb = _bound(num, v.lb, local)
+            ub = _bound(num, v.ub, local)
             if lb is not None and ub is not None and lb > ub + 1e-12:
                 raise SolveError(f"{v.span}: var {v.name}{_fmt(key)} has lower bound {lb} above its upper bound {ub}; "
                                  "the model is infeasible", status="infeasible")
@@ -324,7 +324,7 @@ def _start(init, lb, ub):
     return v
 
 
-def _bound(num, expr, env, v, which):
+def _bound(num, expr, env):
     if expr is None:
         return None
     b = num.value(expr, env)

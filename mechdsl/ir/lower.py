@@ -32,7 +32,6 @@ class Lowerer:
         self.defs: dict[str, ast.DefDecl] = {}
         self.utilities: list[ir.UtilityDef] = []
         self.functions: list[ir.UtilityDef] = []
-        self.aux_vars: set[str] = set()
 
     # ------------------------------------------------------------------ top
     def run(self) -> ir.Mechanism:
@@ -274,11 +273,6 @@ class Lowerer:
 def domain_node(dom: ir.Domain) -> DomainNode:
     """Pack a :class:`~mechdsl.ir.nodes.Domain`'s items into a SymPy node."""
     return DomainNode(sp.Tuple(*[sp.Tuple(sp.Tuple(*bs), s) for bs, s in dom.items]))
-
-
-def unpack_domain(node: DomainNode, cond) -> ir.Domain:
-    items = tuple((tuple(pair[0]), pair[1]) for pair in node.args[0])
-    return ir.Domain(items, None if cond in (None, sp.true) else cond)
 
 
 def lower(module: ast.Module, table: SymbolTable) -> ir.Mechanism:

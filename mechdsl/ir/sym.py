@@ -52,7 +52,7 @@ class IFilter(SetNode):
 
 
 class IterSum(sp.Expr):
-    """``sum{binders in domain : cond} body``; args: (body, Tuple(binders), domain, cond)."""
+    """``sum{binders in domain : cond} body``; args: (body, DomainNode, cond)."""
 
     @property
     def body(self):
@@ -72,4 +72,5 @@ class AuxRef(sp.Expr):
 
 
 class DomainNode(sp.Basic):
-    """The index domain of an iteration: args (Tuple of (Tuple(binders), SetNode) pairs)."""
+    """The index domain of an iteration: args[0] is a Tuple of (Tuple(binders), SetNode) pairs,
+    iterated left to right (later sets may depend on earlier binders)."""

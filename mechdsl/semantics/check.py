@@ -309,8 +309,7 @@ class Checker:
         self.declare(d.name, sym, d.span)
         saved = (self.local, self.in_aux, self.objectives)
         self.local, self.in_aux, self.objectives = {}, d.name, 0
-        # Aux binders are visible to every item of the block.
-        self._aux_scope = scope
+        # Aux binders (scope) are visible to every item of the block.
         for item in d.items:
             if isinstance(item, ast.ObjectiveDecl):
                 self.objectives += 1
