@@ -21,6 +21,7 @@ import pytest
 from scipy.optimize import linprog
 
 import mechdsl
+from conftest import payment_matrix
 
 SPEC = Path(__file__).resolve().parents[1] / "specs" / "repurchase_one_capacity.mech"
 
@@ -44,18 +45,6 @@ INSTANCES = {
 
 
 # ------------------------------------------------------------ the reference
-def payment_matrix(v) -> np.ndarray:
-    """Rows: p_k(x) = P[k] @ x, Proposition 1 (equation (10) of the paper)."""
-    K = len(v)
-    P = np.zeros((K, K))
-    for k in range(K):
-        P[k, K - 1] += v[K - 1]
-        for j in range(k, K - 1):
-            P[k, j] += v[j]
-            P[k, j + 1] -= v[j]
-    return P
-
-
 def prop1_payments(v, x) -> np.ndarray:
     """Proposition 1 evaluated directly from its sum (not through payment_matrix)."""
     K = len(v)
