@@ -368,7 +368,12 @@ def _failure_message(path, out) -> str:
             "unbounded": "the model is unbounded: the objective can be improved without limit",
             "iteration limit": "the solver stopped at its iteration or time limit before converging",
             "error": "the solver failed"}.get(out.status.value, out.status.value)
-    return f"{path}: {what} [{out.solver}: {out.message}]"
+    msg = f"{path}: {what} [{out.solver}: {out.message}]"
+    if "Invalid_Number" in out.message:
+        msg += ("\n  help: the solver met an undefined value (log or sqrt of a negative number, a division by zero); "
+                "give the variables a starting point inside the functions' domain ('init = ...') or bounds that "
+                "keep them there")
+    return msg
 
 
 def _verification_message(ver) -> str:
