@@ -42,6 +42,7 @@ class SolveOptions:
     passes: tuple | None = None     #: which passes to try (default: all registered, in order)
     mpcc: str | None = None         #: "exact" | "relax"; default exact when every variable involved is bounded
     mpcc_tol: float = 1e-5          #: margin used to negate a non-strict premise (not(a <= b): a >= b + tol)
+    gdp: str = "bigm"               #: exact mode: "bigm" or "hull"
     eps_schedule: tuple = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8)  #: relax mode, warm-started in turn
 
 
@@ -91,7 +92,7 @@ class Model:
         return cache[key]
 
     def compile(self, reduce: bool = True, passes: tuple | None = None, mpcc: str | None = None,
-                mpcc_tol: float = 1e-5):
+                mpcc_tol: float = 1e-5, gdp: str = "bigm"):
         """Build the Pyomo model of the main problem (reduced unless ``reduce=False``); a CompiledModel.
 
         ``mpcc`` selects how implications, disjunctions and complementarity compile: "exact"
@@ -107,7 +108,7 @@ class Model:
             return compile_problem(problem, inst, name=Path(self.path).stem,
                                    eliminated=red.eliminated if red is not None else None,
                                    var_names={v.name for v in self.mech.problem.vars},
-                                   mpcc=MPCCOptions(mode, mpcc_tol))
+                                   mpcc=MPCCOptions(mode, mpcc_tol, gdp))
         try:
             try:
                 cm = build(mpcc or "exact")
@@ -129,7 +130,8 @@ class Model:
         opts = options or SolveOptions(**kwargs)
         self._aux_opts = opts
         t0 = time.perf_counter()
-        cm = self.compile(reduce=opts.reduce, passes=opts.passes, mpcc=opts.mpcc, mpcc_tol=opts.mpcc_tol)
+        cm = self.compile(reduce=opts.reduce, passes=opts.passes, mpcc=opts.mpcc, mpcc_tol=opts.mpcc_tol,
+                          gdp=opts.gdp)
         t1 = time.perf_counter()
         solver = choose_solver(cm.problem_class, opts.solver)
         schedule = None

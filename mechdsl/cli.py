@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mpcc-tol", type=float, default=1e-5,
                    help="margin for negating a premise a <= b (as a >= b + tol) in exact mode (default 1e-5; "
                         "keep it above --tol so verification and the model agree on which misreports fit)")
+    p.add_argument("--gdp", choices=["bigm", "hull"], default="bigm",
+                   help="exact mode: big-M with M from the bounds (default) or the convex hull reformulation")
     p.add_argument("--eps", type=float, nargs="+", metavar="EPS",
                    help="relax mode: the eps schedule (default 1e-2 1e-3 ... 1e-8)")
     return ap
@@ -184,7 +186,7 @@ def cmd_solve(args) -> int:
     extra = {"eps_schedule": tuple(args.eps)} if args.eps else {}
     opts = api.SolveOptions(solver=args.solver, tee=args.verbose, tol=args.tol, strict=args.strict,
                             multistart=args.multistart, time_limit=args.time_limit, reduce=not args.no_reduce,
-                            mpcc=args.mpcc, mpcc_tol=args.mpcc_tol, **extra)
+                            mpcc=args.mpcc, mpcc_tol=args.mpcc_tol, gdp=args.gdp, **extra)
     if args.json:
         # Keep stdout for the one JSON object; solver logs go to stderr.
         with contextlib.redirect_stdout(sys.stderr):

@@ -177,3 +177,12 @@ def test_exact_refuses_without_bounds_and_names_the_variable():
     res = mechdsl.loads(text, "u.mech").solve()  # the default falls back to relax, and says so
     assert res.objective == pytest.approx(brute(lambda x, y: y - x, lambda x, y: x * y == 0), abs=1e-4)
     assert any("relax mode" in n for n in res.notes)
+
+
+@pytest.mark.parametrize("name", sorted(INSTANCES))
+def test_hull_reformulation_agrees_with_big_m(name):
+    data = INSTANCES[name]
+    hull = mechdsl.load(ORIGINAL, data=data).solve(gdp="hull")
+    assert hull.problem_class == "MILP" and hull.verification.ok and hull.verification.max_regret <= 1e-6
+    assert hull.objective == pytest.approx(independent_milp(**params(data)), abs=1e-6)
+    assert any("gdp.hull" in n for n in hull.notes)

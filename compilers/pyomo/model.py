@@ -349,6 +349,7 @@ class MPCCOptions:
 
     mode: str = "exact"
     tol: float = 1e-5
+    gdp: str = "bigm"  #: exact mode: "bigm" (M from the bounds) or "hull" (convex hull reformulation)
 
 
 def _compile_constraint(model, c: ir.ConstraintDef, ev: Evaluator, num: Evaluator, env, counts, mpcc, notes):
@@ -559,8 +560,9 @@ def _transform_disjunctions(model, cm_notes, mpcc: MPCCOptions):
 
     if not getattr(model, "_mechdsl_disjunctions", 0):
         return
+    transformation = "gdp.hull" if (mpcc.mode == "exact" and mpcc.gdp == "hull") else "gdp.bigm"
     try:
-        pyo.TransformationFactory("gdp.bigm").apply_to(model)
+        pyo.TransformationFactory(transformation).apply_to(model)
     except GDP_Error as exc:
         from pyomo.gdp import Disjunct
         missing = []
@@ -571,7 +573,7 @@ def _transform_disjunctions(model, cm_notes, mpcc: MPCCOptions):
                         missing.append(v.name)
         raise UnsupportedError(
             "error: --mpcc exact needs finite bounds on every variable in an implication, disjunction or "
-            f"complementarity (big-M is derived from them); missing for: {', '.join(missing[:8]) or '?'}"
+            f"complementarity (big-M and the hull are derived from them); missing for: {', '.join(missing[:8]) or '?'}"
             + (" ..." if len(missing) > 8 else "") + ". Add bounds in the spec (e.g. 'var p[k] >= 0, <= 100;'), "
             f"or use --mpcc relax.  [{str(exc).splitlines()[0]}]") from None
     if mpcc.mode == "relax":
@@ -585,8 +587,8 @@ def _transform_disjunctions(model, cm_notes, mpcc: MPCCOptions):
             model.mpcc_indicator_relaxed.add(v * (1 - v) <= eps)
         cm_notes.append(f"relax: {len(binaries)} disjunction indicators kept in [0,1] with z*(1-z) <= eps")
     else:
-        cm_notes.append("exact: implications/disjunctions/complementarity compiled by pyomo.gdp big-M "
-                        "(M from the variable bounds)")
+        how = "the convex hull (gdp.hull)" if transformation == "gdp.hull" else "big-M (M from the variable bounds)"
+        cm_notes.append(f"exact: implications/disjunctions/complementarity compiled by pyomo.gdp {how}")
 
 
 def classify(model: pyo.ConcreteModel, integer: bool) -> str:
