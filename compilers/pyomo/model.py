@@ -353,6 +353,7 @@ class MPCCOptions:
 
 
 def _compile_constraint(model, c: ir.ConstraintDef, ev: Evaluator, num: Evaluator, env, counts, mpcc, notes):
+    """Add the rows (and disjunctions) of one constraint family to ``model``; ``counts[c.name]`` = rows."""
     rows: dict[str, dict] = {}
     disj: dict[tuple, list] = {}
     local = dict(env)
@@ -373,7 +374,11 @@ def _compile_constraint(model, c: ir.ConstraintDef, ev: Evaluator, num: Evaluato
             return True if ok else False
         return {"<=": lambda: lhs <= rhs, ">=": lambda: lhs >= rhs, "==": lambda: lhs == rhs}[rel.op]()
 
+    from mechdsl.progress import Progress
+
+    bar = Progress(_expected_rows(c, num), f"building {c.name}")
     for _ in it:
+        bar.step()
         key = tuple(local[b] for b in binders)
         try:
             for part, item in _items(c.body, num, local, c):
@@ -425,6 +430,7 @@ def _compile_constraint(model, c: ir.ConstraintDef, ev: Evaluator, num: Evaluato
                     disj[(part, key)] = alts
         except EvalError as exc:
             raise EvalError(f"in constraint {c.name}{_fmt(key)}: {exc.message}", exc.name, c.span) from None
+    bar.close()
     total = relaxed_impl[0]
     rows = {p: r for p, r in rows.items() if r}
     for part, exprs in sorted(rows.items()):
@@ -487,6 +493,21 @@ def _relaxed_implication(model, premise, conclusion, ev, env, tol):
             m.mpcc_rows.add(lhs_c - rhs_c + w >= 0)
         if rel.op in ("<=", "=="):
             m.mpcc_rows.add(rhs_c - lhs_c + w >= 0)
+
+
+def _expected_rows(c: ir.ConstraintDef, num: Evaluator) -> int:
+    """Cheap size estimate for the progress line: the product of the sizes of independent index sets."""
+    if c.domain is None:
+        return 1
+    n = 1
+    for binders, node in c.domain.items:
+        if node.free_symbols & set(c.domain.binders):
+            return 0
+        try:
+            n *= len(num.set_elements(node))
+        except Exception:
+            return 0
+    return n
 
 
 def _eps(model):
