@@ -149,11 +149,7 @@ class Model:
             out = _solve_compiled(cm, solver, opts, opts.multistart)
         t2 = time.perf_counter()
         inst = self.instance()
-        values = cm.values()
-        if cm.reduction is not None and out.status.ok:
-            for p, inverse in reversed(cm.reduction.inverse):
-                values = p.invert(values, inverse)
-        values = {v.name: values[v.name] for v in self.mech.problem.vars if v.name in values}
+        values = self._spec_values(cm) if out.status.ok else cm.values()
         ver = None
         if out.status.ok:
             ver = verify(inst, self.mech.problem, values, tol=opts.tol)
@@ -194,6 +190,14 @@ class Model:
             raise VerificationError(_verification_message(ver)).with_result(res)
         return res
 
+    def _spec_values(self, cm) -> dict:
+        """The solution in the spec's variables: the reductions inverted in reverse order (CVXPY's Chain)."""
+        values = cm.values()
+        if cm.reduction is not None:
+            for p, inverse in reversed(cm.reduction.inverse):
+                values = p.invert(values, inverse)
+        return {v.name: values[v.name] for v in self.mech.problem.vars if v.name in values}
+
     # ------------------------------------------------------------ MPCC relaxation
     def _relax_schedule(self, cm, solver, opts: SolveOptions):
         """Solve for each eps of the schedule (warm-started); verify every point against the original spec."""
@@ -225,11 +229,7 @@ class Model:
             row = {"eps": e, "status": out.status.value, "objective": out.objective, "max_regret": None,
                    "bound": float(ev.value(bound_fn.body, {bound_fn.args[0]: e})) if bound_fn else None}
             if out.status.ok:
-                values = cm.values()
-                if cm.reduction is not None:
-                    for p, inverse in reversed(cm.reduction.inverse):
-                        values = p.invert(values, inverse)
-                values = {v.name: values[v.name] for v in self.mech.problem.vars if v.name in values}
+                values = self._spec_values(cm)
                 ver = verify(inst, self.mech.problem, values, tol=opts.tol)
                 row["max_regret"] = ver.max_regret
                 row["max_violation"] = max(ver.max_violation, ver.max_ir_violation)

@@ -308,17 +308,17 @@ class Evaluator:
                 if label in env:
                     raise VectorUnsupported("population counts")
                 if not any(isinstance(k, np.ndarray) for k in key):
-                    key = _flat(tuple(canon(k) for k in key))
+                    key = flat_key(tuple(canon(k) for k in key))
                     return target.var(name, key) if is_var else inst.indexed(name, key)
                 return target.dense(name, is_var, key)
             return vlookup
         if name in self._var_names:
             def var(env, pol):
-                return target.var(name, _flat(tuple(canon(f(env, 0)) for f in idx)))
+                return target.var(name, flat_key(tuple(canon(f(env, 0)) for f in idx)))
             return var
 
         def lookup(env, pol):
-            key = _flat(tuple(canon(f(env, 0)) for f in idx))
+            key = flat_key(tuple(canon(f(env, 0)) for f in idx))
             if label in env:  # a population's counts, bound by E[...]
                 counts = env[label]
                 try:
@@ -431,7 +431,7 @@ class Evaluator:
         return lambda env, pol: ops(fa(env, 0), fb(env, 0))
 
 
-def _flat(key: tuple) -> tuple:
+def flat_key(key: tuple) -> tuple:
     """Index tuples are flat: a product-type value (a tuple) contributes its components."""
     for k in key:
         if isinstance(k, tuple):

@@ -19,7 +19,7 @@ from typing import Any, Callable
 import sympy as sp
 
 from .errors import DataError
-from .evaluate import EvalError, Evaluator, canon
+from .evaluate import EvalError, Evaluator, canon, flat_key as _flatten
 from .ir import nodes as ir
 from .span import Span
 
@@ -287,15 +287,6 @@ class Instance:
                 if ((op == ">=" and v < b) or (op == "<=" and v > b) or (op == ">" and v <= b)
                         or (op == "<" and v >= b)):
                     raise DataError(f"error: {where}: {label} = {v} is out of range: {d.name} {op} {b} is required")
-
-
-def _flatten(key: tuple) -> tuple:
-    if any(isinstance(k, tuple) for k in key):
-        out = []
-        for k in key:
-            out.extend(k if isinstance(k, tuple) else (k,))
-        return tuple(out)
-    return key
 
 
 def _check_probs(probs, what):

@@ -14,6 +14,7 @@ from ..analysis.dominance import Rule
 from ..ir import nodes as ir
 from ..ir.sym import IEnum
 from .base import Acceptance, Applied, Pass, Reduction
+from .structure import id_number
 
 
 class DropImplied(Pass):
@@ -55,7 +56,7 @@ class DropImplied(Pass):
                 if base != name:
                     return None
                 try:
-                    k = _num(rest.rstrip("]"))
+                    k = id_number(rest.rstrip("]"))
                 except ValueError:
                     return None
                 if k not in others:
@@ -104,7 +105,3 @@ def _match(c: ir.ConstraintDef, structures, state):
         return {"binder": b, "extreme": e, "ic": s, "rhs": rhs, "proof": proof}
     return f"{c.name}: its utility does not match a reduced IC family"
 
-
-def _num(text):
-    f = float(text)
-    return int(f) if f.is_integer() else f

@@ -24,6 +24,7 @@ import sympy as sp
 from ..analysis.dominance import Rule
 from ..ir import nodes as ir
 from .base import Acceptance, Applied, Pass, Reduction
+from .structure import id_number
 
 
 @dataclass
@@ -202,7 +203,7 @@ def _record(state: Reduction, y, s, f, parent, e):
             return [f"{name}[{e}]"]
         if base != s.family.name or "->" not in rest:
             return None
-        a, b = (_num(x) for x in rest.split("->"))
+        a, b = (id_number(x) for x in rest.split("->"))
         if a in parent and parent[a] == b:
             return [f"{name}[{a}]"]
         if b in parent and parent[b] == a:  # upward: implied by the binding downward row + monotonicity
@@ -220,7 +221,3 @@ def _record(state: Reduction, y, s, f, parent, e):
                               "single crossing", "eliminate_payments",
                               state.eliminated[y].formula.replace("\n", "; "), targets, premises))
 
-
-def _num(text):
-    f = float(text)
-    return int(f) if f.is_integer() else f

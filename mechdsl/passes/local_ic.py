@@ -13,7 +13,7 @@ from ..analysis.dominance import Rule
 from ..ir import nodes as ir
 from ..ir.sym import IEnum
 from .base import Acceptance, Applied, Pass, Reduction
-from .structure import NotStandard, analyse_ic
+from .structure import NotStandard, analyse_ic, id_number
 
 
 class LocalIC(Pass):
@@ -83,7 +83,7 @@ def _record(state: Reduction, s, mono_name: str):
             return None
         a, b = rest.rstrip("]").split("->")
         try:
-            a, b = _num(a), _num(b)
+            a, b = id_number(a), id_number(b)
         except ValueError:
             return None
         if a not in pos or b not in pos:
@@ -114,7 +114,3 @@ def _record(state: Reduction, s, mono_name: str):
         "single crossing: IC[a->b] <= IC[a->n] AND IC[n->b] AND monotone allocation between n and b",
         "local_ic", s.proof, targets, premises))
 
-
-def _num(text):
-    f = float(text)
-    return int(f) if f.is_integer() else f

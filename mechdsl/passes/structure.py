@@ -156,6 +156,12 @@ def analyse_ic(c: ir.ConstraintDef, inst) -> ICStructure:
                        subs, du_dtheta, proof)
 
 
+def id_number(text: str):
+    """A number written in a constraint id (``IC[3->1]``): int when integral."""
+    f = float(text)
+    return int(f) if f.is_integer() else f
+
+
 def _all_positive(table):
     if isinstance(table, dict) and table:
         if all(v > 0 for v in table.values()):
