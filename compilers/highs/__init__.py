@@ -1,0 +1,1 @@
+"""HiGHS read directly from the compiled form (highspy ``passModel``), with scaling and certificates."""

@@ -1,0 +1,1 @@
+"""The backend-neutral compiled form (:mod:`.form`) and its vectorised builder from the IR (:mod:`.build`)."""
