@@ -20,6 +20,7 @@ import numpy as np
 
 from .evaluate import EvalError, Evaluator, ValuesTarget, VecTarget, VectorUnsupported
 from .ir import nodes as ir
+from .ir.ids import constraint_id  # re-exported: it used to live here
 
 
 @dataclass
@@ -32,6 +33,25 @@ class Verification:
     checked: int = 0
     worst: list = field(default_factory=list)  # (violation, constraint id, kind), largest first
     binding: dict = field(default_factory=dict)  # family -> list of (key, id) with zero slack
+    gap: float | None = None         #: relative optimality gap |objective - dual_bound| / max(1, |objective|)
+    dual_bound: float | None = None  #: a proved bound on the optimum (LP/QP duality, MILP branch and bound)
+    kkt: dict = field(default_factory=dict)  #: residuals measured in numpy on the model as solved
+    gap_tol: float | None = None
+
+    @property
+    def feasible(self) -> bool:
+        """Every original constraint holds within ``tol``."""
+        return max(self.max_regret, self.max_ir_violation, self.max_violation) <= self.tol
+
+    def certify(self, cert, problem_class: str, gap_tol: float) -> None:
+        """Fold an optimality certificate in: ``ok`` then also needs the gap within ``gap_tol``."""
+        if cert is None:
+            return
+        self.kkt = {"primal_residual": cert.primal_residual, "dual_residual": cert.dual_residual,
+                    "complementarity": cert.complementarity}
+        self.dual_bound, self.gap, self.gap_tol = cert.dual_bound, cert.gap, gap_tol
+        if cert.gap is not None and not (cert.gap <= gap_tol):
+            self.ok = False
 
     def account(self, kind: ir.ConKind, violation: float):
         """Fold one violation into the figure of its constraint kind."""
@@ -43,20 +63,11 @@ class Verification:
             self.max_violation = max(self.max_violation, violation)
 
     def to_dict(self) -> dict:
-        return {"max_regret": self.max_regret, "max_ir_violation": self.max_ir_violation,
-                "max_violation": self.max_violation, "ok": self.ok}
-
-
-def constraint_id(c: ir.ConstraintDef, key: tuple, type_dim: int | None) -> str:
-    """Readable ids: ``IC[3->1]`` for an ic family over (true type, report), else ``IR[2]``."""
-    if not key:
-        return c.name
-    if type_dim is None and len(key) % 2 == 0:
-        type_dim = len(key) // 2  # no type declared: (true..., report...) halves
-    if c.kind == ir.ConKind.IC and type_dim and len(key) == 2 * type_dim:
-        a, b = key[:type_dim], key[type_dim:]
-        return f"{c.name}[{','.join(map(str, a))}->{','.join(map(str, b))}]"
-    return f"{c.name}[{','.join(map(str, key))}]"
+        out = {"max_regret": self.max_regret, "max_ir_violation": self.max_ir_violation,
+               "max_violation": self.max_violation, "ok": self.ok, "gap": self.gap, "dual_bound": self.dual_bound}
+        if self.kkt:
+            out["kkt"] = dict(self.kkt)
+        return out
 
 
 def verify(inst, problem: ir.Problem, values: dict, tol: float = 1e-6, bind_tol: float | None = None,
