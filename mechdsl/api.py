@@ -10,9 +10,11 @@ from __future__ import annotations
 import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
+
+import numpy as np
 
 from . import data as data_mod
 from .errors import MechError, SolveError, VerificationError
@@ -44,6 +46,8 @@ class SolveOptions:
     mpcc_tol: float = 1e-5          #: margin used to negate a non-strict premise (not(a <= b): a >= b + tol)
     gdp: str = "bigm"               #: exact mode: "bigm" or "hull"
     eps_schedule: tuple = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8)  #: relax mode, warm-started in turn
+    ic: str = "auto"                #: "full" | "lazy" | "auto": IC rows by constraint generation (auto: > 1e5 rows)
+    gap_tol: float = 1e-7           #: relative optimality gap accepted as certified optimal
 
 
 class Model:
@@ -98,11 +102,14 @@ class Model:
         ``mpcc`` selects how implications, disjunctions and complementarity compile: "exact"
         (big-M MILP) or "relax" (NLP with eps); by default exact, or relax if a bound is missing.
         """
+        red = self.reduce(passes) if reduce else None
+        problem = red.problem if red is not None else self.mech.problem
+        return self._compile_problem(problem, red, mpcc, mpcc_tol, gdp)
+
+    def _compile_problem(self, problem: ir.Problem, red, mpcc, mpcc_tol, gdp):
         from mechdsl.compilers.pyomo.model import MPCCOptions, UnsupportedError, compile_problem
 
         inst = self.instance()
-        red = self.reduce(passes) if reduce else None
-        problem = red.problem if red is not None else self.mech.problem
 
         def build(mode):
             return compile_problem(problem, inst, name=Path(self.path).stem,
@@ -124,14 +131,94 @@ class Model:
         return cm
 
     def solve(self, options: SolveOptions | None = None, **kwargs) -> Result:
-        """Compile, solve, verify against the original constraints, and map back to the spec."""
-        from mechdsl.compilers.pyomo.solvers import choose_solver, solve
-
+        """Compile, solve, verify against the original constraints (repairing a reduction that fails), and map
+        back to the spec."""
         opts = options or SolveOptions(**kwargs)
+        if opts.ic not in ("auto", "full", "lazy"):
+            raise MechError(f"error: ic must be auto, full or lazy, not '{opts.ic}'")
         self._aux_opts = opts
         t0 = time.perf_counter()
-        cm = self.compile(reduce=opts.reduce, passes=opts.passes, mpcc=opts.mpcc, mpcc_tol=opts.mpcc_tol,
-                          gdp=opts.gdp)
+        inst = self.instance()
+        red = self.reduce(opts.passes) if opts.reduce else None
+        problem = red.problem if red is not None else self.mech.problem
+        eliminated = dict(red.eliminated) if red is not None else {}
+        att = self._attempt(problem, eliminated, red, opts, t0)
+        res = self._finish(att, red, opts)
+        if att.ok and not res.verification.feasible and red is not None and red.applied:
+            res = self._repair(red, res, opts, t0)
+        if not res.ok:
+            raise SolveError(_failure_message(self.path, res), status=res.status).with_result(res)
+        if opts.strict and not res.verification.ok:
+            raise VerificationError(_verification_message(res.verification)).with_result(res)
+        return res
+
+    # ------------------------------------------------------------ one attempt
+    def _attempt(self, problem: ir.Problem, eliminated: dict, red, opts: SolveOptions, t0: float,
+                 lazy_ok: bool = True) -> "_Attempt":
+        """Solve ``problem`` once: on the compiled form with HiGHS when it is an LP/QP/MILP, else through Pyomo."""
+        inst = self.instance()
+        route_note = None
+        if opts.solver in (None, "highs") and opts.mpcc != "relax":
+            from mechdsl.compilers.standard.build import NotLinear, build
+
+            try:
+                built = None
+                lazy = {}
+                if lazy_ok and opts.ic != "full":
+                    from mechdsl.compilers.standard.build import Columns
+                    from .solving import lazy_candidates
+
+                    cols = _columns_for(problem, inst)
+                    lazy = lazy_candidates(problem, inst, cols, {v.name for v in problem.vars} | set(eliminated),
+                                           opts.ic)
+                restrict = {n: (lambda lf: ([a[lf.added] for a in lf.arrays], int(lf.added.sum())))(lf)
+                            for n, lf in lazy.items()}
+                try:
+                    built = build(problem, inst, eliminated=eliminated, restrict=restrict)
+                except EvalError as exc:
+                    raise _locate(self.module, exc) from None
+                if built.form.problem_class in ("LP", "QP", "MILP"):
+                    return self._solve_form(built, lazy, problem, eliminated, red, opts, t0)
+                route_note = f"a {built.form.problem_class} goes to the Pyomo route"
+            except NotLinear as exc:
+                route_note = str(exc)
+        return self._solve_pyomo(problem, red, opts, t0, route_note)
+
+    def _solve_form(self, built, lazy, problem, eliminated, red, opts, t0) -> "_Attempt":
+        from mechdsl.compilers.standard.build import values_of
+        from .solving import solve_form
+
+        t1 = time.perf_counter()
+        progress = None
+        if opts.tee or self.progress:
+            def progress(rnd, added, worst):
+                print(f"constraint generation: round {rnd}: {added} violated row(s) added "
+                      f"(worst violation {worst:.3g})", file=sys.stderr, flush=True)
+        out = solve_form(built, lazy, options=dict(opts.solver_options or {}), time_limit=opts.time_limit,
+                         tee=opts.tee, progress=progress)
+        sol = out.solution
+        form = built.form
+        att = _Attempt(status=sol.status, objective=sol.objective, problem_class=form.problem_class,
+                       solver="HiGHS", message=sol.message, sense=form.sense, problem=problem, red=red,
+                       timings={"compile": t1 - t0, "solve": time.perf_counter() - t1})
+        att.certificate = sol.certificate
+        att.rows = {}
+        for b in form.rows:
+            att.rows[b.name] = att.rows.get(b.name, 0) + len(b.keys)
+        if lazy:
+            for name, (used, total) in out.lazy_rows.items():
+                att.notes.append(f"{name}: IC by constraint generation: {used} of {total} rows used, "
+                                 f"{len(out.rounds)} round(s) (--ic full builds them all)")
+        if sol.ok:
+            values = values_of(form, sol.x)
+            att.values = _invert(red, values, self.mech.problem) if red is not None else values
+            att.duals = _duals(form, sol)
+        return att
+
+    def _solve_pyomo(self, problem, red, opts, t0, route_note) -> "_Attempt":
+        from mechdsl.compilers.pyomo.solvers import choose_solver
+
+        cm = self._compile_problem(problem, red, opts.mpcc, opts.mpcc_tol, opts.gdp)
         t1 = time.perf_counter()
         solver = choose_solver(cm.problem_class, opts.solver)
         schedule = None
@@ -139,64 +226,119 @@ class Model:
             out, schedule = self._relax_schedule(cm, solver, opts)
         else:
             out = _solve_compiled(cm, solver, opts, opts.multistart)
-        qp_note = None
+        att = _Attempt(status=out.status.value, objective=out.objective, problem_class=cm.problem_class,
+                       solver=_solver_label(solver), message=out.message, sense=cm.sense, problem=problem, red=red,
+                       timings={"compile": t1 - t0, "solve": time.perf_counter() - t1})
         if cm.problem_class == "QP" and solver == "highs" and not out.status.ok and opts.solver is None:
-            # HiGHS's active-set QP solver can misreport bounded convex QPs as unbounded
-            # (ERGO-Code/HiGHS#1363); do not pass that on: re-solve with the interior-point solver.
-            qp_note = (f"HiGHS's QP solver reported '{out.status.value}' ({out.message}); "
-                       "re-solved with IPOPT, whose answer is reported")
+            # Only a QP that the compiled form cannot take comes here (min/max terms, implications).
+            att.notes.append(f"HiGHS's QP solver reported '{out.status.value}' ({out.message}); re-solved with "
+                             "IPOPT, whose answer is reported")
             solver = "ipopt"
             out = _solve_compiled(cm, solver, opts, opts.multistart)
-        t2 = time.perf_counter()
-        inst = self.instance()
-        values = self._spec_values(cm) if out.status.ok else cm.values()
-        ver = None
+            att.status, att.objective, att.message = out.status.value, out.objective, out.message
+            att.solver = _solver_label(solver)
+        att.notes.extend(cm.notes)
+        if cm.linearized:
+            att.notes.append(f"{cm.linearized} min/max term(s) replaced by an exact epigraph/hypograph variable")
+        if cm.smoothed:
+            att.notes.append(f"{cm.smoothed} min/max term(s) cannot be linearised exactly in their position; "
+                             "solved by smoothing continuation (mu = 1 -> 1e-9)")
+        att.rows = dict(cm.con_counts)
+        att.schedule = schedule
         if out.status.ok:
-            ver = verify(inst, self.mech.problem, values, tol=opts.tol)
+            att.values = self._spec_values(cm)
+        else:
+            att.values = {}
+        att.cm = cm
+        return att
+
+    def _finish(self, att: "_Attempt", red, opts: SolveOptions) -> Result:
+        """Verify an attempt against the original constraints and make the Result."""
+        inst = self.instance()
+        t2 = time.perf_counter()
+        ver = None
+        if att.ok:
+            ver = verify(inst, self.mech.problem, att.values, tol=opts.tol)
+            ver.certify(att.certificate, att.problem_class, opts.gap_tol)
         res = Result(
-            status=out.status.value, objective=out.objective, problem_class=cm.problem_class,
-            solver=_solver_label(solver), variables=values if out.status.ok else {},
-            parameters=dict(inst.params), verification=ver, spec=self.path,
+            status=att.status, objective=att.objective, problem_class=att.problem_class, solver=att.solver,
+            variables=att.values if att.ok else {}, parameters=dict(inst.params), verification=ver, spec=self.path,
             objective_name=self.mech.problem.objective.name if self.mech.problem.objective else "objective",
-            sense=cm.sense, message=out.message,
-            timings={"compile": t1 - t0, "solve": t2 - t1, "verify": time.perf_counter() - t2},
+            sense=att.sense, message=att.message,
+            timings={**att.timings, "verify": time.perf_counter() - t2},
         )
-        res.notes.extend(cm.notes)
-        if qp_note:
-            res.notes.append(qp_note)
-        res.reduction = cm.reduction
-        res.rows = dict(cm.con_counts)
-        if schedule is not None:
-            res.schedule = schedule
+        res.notes.extend(att.notes)
+        res.reduction = red
+        res.rows = dict(att.rows)
+        res.duals = att.duals
+        res.certificate = att.certificate
+        if att.schedule is not None:
+            res.schedule = att.schedule
             try:  # the exact optimum alongside, for comparison
                 exact = self.solve(SolveOptions(**{**opts.__dict__, "mpcc": "exact", "strict": False}))
                 res.exact_objective = exact.objective
             except MechError as exc:
                 res.notes.append(f"no exact optimum for comparison: {str(exc).splitlines()[0]}")
-        if cm.reduction is not None:
-            for a in cm.reduction.applied:
+        if red is not None:
+            for a in red.applied:
                 res.notes.append(f"reduced by {a.pass_name}: {a.summary}")
-        if cm.linearized:
-            res.notes.append(f"{cm.linearized} min/max term(s) replaced by an exact epigraph/hypograph variable")
-        if cm.smoothed:
-            res.notes.append(f"{cm.smoothed} min/max term(s) cannot be linearised exactly in their position; "
-                             "solved by smoothing continuation (mu = 1 -> 1e-9)")
         res.aux = {f"{n}[{','.join(map(str, k))}]": v for (n, k), v in inst.aux_results.items()}
         if ver is not None:
-            res.menu_rows = _menu(inst, self.mech, values, ver)
-        if not out.status.ok:
-            raise SolveError(_failure_message(self.path, out), status=out.status.value).with_result(res)
-        if opts.strict and not ver.ok:
-            raise VerificationError(_verification_message(ver)).with_result(res)
+            res.menu_rows = _menu(inst, self.mech, att.values, ver, att.duals)
+        return res
+
+    # ------------------------------------------------------------ repair
+    def _repair(self, red, first: Result, opts: SolveOptions, t0: float) -> Result:
+        """A reduced model's solution failed verification: add the violated original rows and re-solve.
+
+        The re-solve starts from the last stage of the reductions that still has every original variable,
+        adds each violated instance of an original constraint family as a cut, and repeats until the solution
+        verifies (a cutting-plane loop).  Which reduction was unsound is reported in a note.
+        """
+        from .solving import violated_keys
+        from .ir.sym import IEnum
+
+        inst = self.instance()
+        original = self.mech.problem
+        base = _base_stage(red, original)
+        unsound = ", ".join(a.pass_name for a in red.applied)
+        notes = [f"verification of the reduced model failed (max_regret={first.verification.max_regret:.3g}, "
+                 f"max_ir_violation={first.verification.max_ir_violation:.3g}, "
+                 f"max_violation={first.verification.max_violation:.3g}): a reduction ({unsound}) was not exact "
+                 "here; violated original rows were added back and the model re-solved"]
+        cuts: dict[str, set] = {}
+        values = first.variables
+        res = first
+        for rnd in range(1, 51):
+            bad = violated_keys(original, inst, values, opts.tol * 1e-3)
+            if not bad:
+                break
+            for name, keys in bad.items():
+                cuts.setdefault(name, set()).update(keys)
+            extra = []
+            for c in original.constraints:
+                if c.name in cuts:
+                    keys = sorted(cuts[c.name], key=repr)
+                    dom = ir.Domain(((c.domain.binders, IEnum(*[sp_tuple(k) for k in keys])),)) if c.domain else None
+                    extra.append(ir.ConstraintDef(f"{c.name}__cut", c.kind, dom, c.body, c.span,
+                                                  origin="repair: violated original rows", check_only=False))
+            problem = ir.Problem(base.vars, base.constraints + tuple(extra), base.objective)
+            att = self._attempt(problem, {}, None, opts, t0, lazy_ok=False)
+            res = self._finish(att, None, opts)
+            res.reduction = red
+            if not att.ok:
+                break
+            values = att.values
+            if res.verification.feasible:
+                break
+        res.notes = notes + [f"repair: {sum(len(v) for v in cuts.values())} original row(s) added as cuts "
+                             f"({', '.join(f'{n}: {len(v)}' for n, v in cuts.items())})"] + res.notes
         return res
 
     def _spec_values(self, cm) -> dict:
         """The solution in the spec's variables: the reductions inverted in reverse order (CVXPY's Chain)."""
         values = cm.values()
-        if cm.reduction is not None:
-            for p, inverse in reversed(cm.reduction.inverse):
-                values = p.invert(values, inverse)
-        return {v.name: values[v.name] for v in self.mech.problem.vars if v.name in values}
+        return _invert(cm.reduction, values, self.mech.problem) if cm.reduction is not None else values
 
     # ------------------------------------------------------------ MPCC relaxation
     def _relax_schedule(self, cm, solver, opts: SolveOptions):
@@ -269,6 +411,97 @@ class Model:
         return res
 
 
+@dataclass
+class _Attempt:
+    """One solve of one (possibly reduced or cut-extended) problem, before verification."""
+
+    status: str
+    objective: float | None
+    problem_class: str
+    solver: str
+    message: str
+    sense: str
+    problem: Any
+    red: Any
+    timings: dict
+    values: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
+    rows: dict = field(default_factory=dict)
+    duals: dict = field(default_factory=dict)
+    certificate: Any = None
+    schedule: list | None = None
+    cm: Any = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("optimal", "locally optimal")
+
+
+def _invert(red, values: dict, original: ir.Problem) -> dict:
+    """The solution in the spec's variables: the reductions inverted in reverse order (the Chain's job)."""
+    if hasattr(red, "invert"):
+        values = red.invert(values)
+    else:
+        for p, inverse in reversed(red.inverse):
+            values = p.invert(values, inverse)
+    return {v.name: values[v.name] for v in original.vars if v.name in values}
+
+
+def _base_stage(red, original: ir.Problem) -> ir.Problem:
+    """The last reduced problem that still has every original variable (the repair loop adds cuts to it)."""
+    names = {v.name for v in original.vars}
+    best = original
+    for stage in getattr(red, "stages", None) or []:
+        problem = stage[1]
+        if {v.name for v in problem.vars} >= names:
+            best = problem
+    if best is original and not red.eliminated:
+        best = red.problem
+    return best
+
+
+def _columns_for(problem: ir.Problem, inst):
+    from mechdsl.compilers.standard.build import Columns
+
+    cols = Columns()
+    for v in problem.vars:
+        cols.add(v.name, inst.ev.domain_keys(v.domain), v.kind)
+    return cols
+
+
+def sp_tuple(key: tuple):
+    import sympy as sp
+
+    return sp.Tuple(*key)
+
+
+#: Row kinds whose shadow prices are reported in spec terms.
+DUAL_KINDS = ("ic", "ir", "budget", "feasibility", "constraint", "monotonicity")
+
+
+def _duals(form, sol) -> dict:
+    """Shadow prices of the binding rows: {family: {key: value}}, value = what one unit of relaxation is worth."""
+    if sol.row_dual is None:
+        return {}
+    y = sol.row_dual
+    act = form.A @ sol.x
+    scale = 1e-7 * max(1.0, float(np.max(np.abs(sol.x))) if sol.x.size else 1.0)
+    out: dict = {}
+    for b in form.rows:
+        if b.kind not in DUAL_KINDS:
+            continue
+        seg = slice(b.start, b.stop)
+        yy, a, lo, hi = y[seg], act[seg], form.row_lo[seg], form.row_hi[seg]
+        binding = (np.abs(a - lo) <= scale * (1 + np.abs(lo))) | (np.abs(hi - a) <= scale * (1 + np.abs(hi)))
+        eq = lo == hi
+        val = np.where(eq, yy, np.abs(yy))
+        name = b.name if not b.part else f"{b.name}_{b.part}"
+        fam = out.setdefault(name, {})
+        for i in np.flatnonzero(binding):
+            fam[b.keys[int(i)]] = float(val[i])
+    return {k: v for k, v in out.items() if v}
+
+
 def _solver_label(solver: str) -> str:
     if solver == "ipopt":
         from mechdsl.compilers.pyomo.solvers import ipopt_backend
@@ -334,7 +567,7 @@ def _continuation(cm, run_once):
     return run_once()
 
 
-def _menu(inst: Instance, mech: ir.Mechanism, values: dict, ver) -> list[dict]:
+def _menu(inst: Instance, mech: ir.Mechanism, values: dict, ver, duals: dict | None = None) -> list[dict]:
     types = mech.types
     if not types:
         return []
@@ -348,10 +581,15 @@ def _menu(inst: Instance, mech: ir.Mechanism, values: dict, ver) -> list[dict]:
     from .evaluate import ValuesTarget
     ev = Evaluator(inst, ValuesTarget(values))
     binding_of: dict[tuple, list[str]] = {}
+    price_of: dict[tuple, dict[str, float]] = {}
+    duals = duals or {}
     for c in mech.problem.constraints:
-        if c.kind in (ir.ConKind.IC, ir.ConKind.IR):
+        if c.kind in (ir.ConKind.IC, ir.ConKind.IR, ir.ConKind.BUDGET):
+            fam = duals.get(c.name, {})
             for k, cid in ver.binding.get(c.name, []):
                 binding_of.setdefault(tuple(k[:t.dim]), []).append(cid)
+                if k in fam:
+                    price_of.setdefault(tuple(k[:t.dim]), {})[cid] = fam[k]
     rows = []
     for key, p in zip(keys, probs):
         row = {"type": ",".join(map(str, key)), "prob": p}
@@ -361,6 +599,7 @@ def _menu(inst: Instance, mech: ir.Mechanism, values: dict, ver) -> list[dict]:
             env = dict(zip(util.args, key + key))
             row[f"{util.name}"] = float(ev.value(util.body, env))
         row["binding"] = binding_of.get(key, [])
+        row["prices"] = price_of.get(key, {})
         rows.append(row)
     return rows
 
@@ -369,7 +608,7 @@ def _failure_message(path, out) -> str:
     what = {"infeasible": "the model is infeasible: no contract satisfies all constraints",
             "unbounded": "the model is unbounded: the objective can be improved without limit",
             "iteration limit": "the solver stopped at its iteration or time limit before converging",
-            "error": "the solver failed"}.get(out.status.value, out.status.value)
+            "error": "the solver failed"}.get(out.status, out.status)
     msg = f"{path}: {what} [{out.solver}: {out.message}]"
     if "Invalid_Number" in out.message:
         msg += ("\n  help: the solver met an undefined value (log or sqrt of a negative number, a division by zero); "

@@ -66,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="NLP: also start from the variables' bounds and keep the best local optimum")
     p.add_argument("--time-limit", type=float, help="solver time limit in seconds")
     p.add_argument("--no-reduce", action="store_true", help="solve the full model (no reduction passes)")
+    p.add_argument("--ic", choices=["auto", "full", "lazy"], default="auto",
+                   help="IC rows: all at once (full), by constraint generation (lazy: start from neighbouring types, "
+                        "add violated rows), or lazy for families of more than 1e5 rows that no reduction shrank "
+                        "(auto, the default)")
     p.add_argument("--mpcc", choices=["exact", "relax"],
                    help="implications/disjunctions/complementarity: exact big-M MILP (default when bounded) or "
                         "the relaxed NLP with an eps schedule")
@@ -186,16 +190,37 @@ def cmd_solve(args) -> int:
     extra = {"eps_schedule": tuple(args.eps)} if args.eps else {}
     opts = api.SolveOptions(solver=args.solver, tee=args.verbose, tol=args.tol, strict=args.strict,
                             multistart=args.multistart, time_limit=args.time_limit, reduce=not args.no_reduce,
-                            mpcc=args.mpcc, mpcc_tol=args.mpcc_tol, gdp=args.gdp, **extra)
+                            mpcc=args.mpcc, mpcc_tol=args.mpcc_tol, gdp=args.gdp, ic=args.ic, **extra)
     if args.json:
-        # Keep stdout for the one JSON object; solver logs go to stderr.
-        with contextlib.redirect_stdout(sys.stderr):
+        # Keep stdout for the one JSON object: solver logs go to stderr, at the file-descriptor level
+        # (contextlib.redirect_stdout deadlocks Pyomo's TeeStream).
+        with _stdout_to_stderr():
             res = model.solve(opts)
         print(res.to_json())
-        return 0
-    res = model.solve(opts)
-    print(render(res))
-    return 0 if (res.verification is None or res.verification.ok or not args.strict) else 1
+    else:
+        res = model.solve(opts)
+        print(render(res))
+    # A failed verification is never a success.
+    return 0 if (res.verification is None or res.verification.ok) else 1
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    """Send everything written to stdout (by Python or by a solver's C code) to stderr for the duration."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no real stdout (e.g. captured): Python-level only
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+        return
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def render_reduction(model, cm) -> str:
@@ -260,6 +285,16 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def _binding_cell(row, limit: int = 4) -> str:
+    """The binding IC/IR rows of a menu row, each with its shadow price when the backend gave one."""
+    prices = row.get("prices") or {}
+    ids = row["binding"]
+    cells = [f"{cid}={_fmt(prices[cid])}" if cid in prices else cid for cid in ids[:limit]]
+    if len(ids) > limit:
+        cells.append(f"... (+{len(ids) - limit})")
+    return " ".join(cells) or "-"
+
+
 def render(res) -> str:
     """A readable report: status, objective, menu, verification."""
     lines = [f"status: {res.status}   problem: {res.problem_class}   solver: {res.solver}",
@@ -268,9 +303,9 @@ def render(res) -> str:
         lines.append(f"auxiliary problems solved: {len(res.aux)}")
     rows = res.menu()
     if rows:
-        cols = [c for c in rows[0] if c != "binding"]
-        table = [cols + ["binding IC/IR"]] + [[_fmt(r[c]) for c in cols] + [" ".join(r["binding"]) or "-"]
-                                              for r in rows]
+        cols = [c for c in rows[0] if c not in ("binding", "prices")]
+        table = [cols + ["binding IC/IR (shadow price)"]] + [[_fmt(r[c]) for c in cols] + [_binding_cell(r)]
+                                                             for r in rows]
         widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
         lines.append("")
         lines.append("menu (one row per type):")

@@ -42,6 +42,8 @@ class Result:
     rows: dict = field(default_factory=dict)  #: constraint rows per family of the model that was solved
     schedule: list | None = None  #: relax mode: one dict per eps (eps, objective, max_regret, bound)
     exact_objective: float | None = None  #: relax mode: the exact (MILP) optimum, when it could be computed
+    duals: dict = field(default_factory=dict)  #: shadow prices of binding rows: {family: {key: value}}
+    certificate: Any = None  #: the backend's optimality certificate (compilers.standard.form.Certificate)
 
     @property
     def ok(self) -> bool:
@@ -61,8 +63,19 @@ class Result:
             "solver": self.solver,
             "variables": {n: {key_str(k): _num(x) for k, x in vals.items()} for n, vals in self.variables.items()},
             "parameters": params,
-            "verification": self.verification.to_dict() if self.verification is not None else None,
+            "verification": self._verification_dict(),
+            "duals": {n: {key_str(k): _num(x) for k, x in vals.items()} for n, vals in self.duals.items()},
         } | self._mpcc_dict()
+
+    def _verification_dict(self):
+        if self.verification is None:
+            return None
+        d = self.verification.to_dict()
+        for k in ("gap", "dual_bound"):
+            d[k] = _num(d[k])
+        if "kkt" in d:
+            d["kkt"] = {k: _num(v) for k, v in d["kkt"].items()}
+        return d
 
     def _mpcc_dict(self) -> dict:
         out = {}
