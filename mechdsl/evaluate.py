@@ -263,8 +263,8 @@ class Evaluator:
         if isinstance(e, (sp.And, sp.Or)):
             fs = [self.compile(a) for a in e.args]
             if t.vector:
-                red = np.logical_and.reduce if isinstance(e, sp.And) else np.logical_or.reduce
-                return lambda env, pol: red([np.asarray(f(env, 0)) for f in fs])
+                op = np.logical_and if isinstance(e, sp.And) else np.logical_or  # broadcasting, pairwise
+                return lambda env, pol: functools.reduce(op, [np.asarray(f(env, 0)) for f in fs])
             if isinstance(e, sp.And):
                 return lambda env, pol: all(f(env, 0) for f in fs)
             return lambda env, pol: any(f(env, 0) for f in fs)
