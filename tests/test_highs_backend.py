@@ -15,8 +15,8 @@ import pytest
 import scipy.sparse as sps
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
-from compilers.highs.backend import HighsSession, solve_highs
-from compilers.standard.form import StandardForm
+from mechdsl.compilers.highs.backend import HighsSession, solve_highs
+from mechdsl.compilers.standard.form import RowBlock, StandardForm
 
 INF = np.inf
 
@@ -355,7 +355,7 @@ def test_add_rows_warm_start_lp():
     sess.add_rows(sps.csr_matrix(a), np.array([-INF]), cut_hi)
     second = sess.solve()
     full.add_rows(sps.csr_matrix(a), np.array([-INF]), cut_hi,
-                  __import__("compilers.standard.form", fromlist=["RowBlock"]).RowBlock("cut", "constraint", [()], 0))
+                  RowBlock("cut", "constraint", [()], 0))
     ref = solve_highs(full)
     assert_certified(second)
     assert_certified(ref)
