@@ -417,3 +417,24 @@ def test_quiet_and_tee(capfd):
     out, err = capfd.readouterr()
     assert out == ""
     assert "HiGHS" in err or "Model status" in err
+
+
+def test_iteration_limit():
+    sol = solve_highs(_random_lp(0, "minimize"), options={"simplex_iteration_limit": 1, "presolve": "off"})
+    assert sol.status == "iteration limit", sol.message
+
+
+def test_false_unbounded_is_caught(monkeypatch):
+    """Unscaled, HiGHS's QP solver calls the K = 216 screening QP unbounded (curvature 1/K under its
+    zero threshold); the recession check refuses that answer instead of passing it on."""
+    from mechdsl.compilers.highs import backend
+
+    monkeypatch.setattr(backend, "_pow2_inverse", lambda v: np.ones_like(v, dtype=float))
+    sol = solve_highs(screening(216), options={"qp_regularization_value": 1e-7})
+    assert sol.status in ("error", "optimal"), sol.message     # never "unbounded"
+    if sol.status == "error":
+        assert "no recession direction" in sol.message
+    monkeypatch.undo()
+    sol = solve_highs(screening(216))
+    assert_certified(sol)
+    assert abs(sol.objective - float(screening_closed_form(216))) <= 1e-9
