@@ -664,3 +664,24 @@ def test_kkt_check_is_not_vacuous():
     check_kkt(b.form, b.x, b.row_dual, b.col_dual, 1e-9)
     with pytest.raises(AssertionError):      # the spec-sense shadow prices (0, 3/2, 1) are not the form's duals
         check_kkt(b.form, b.x, -b.row_dual, b.col_dual, 1e-6)
+
+
+def test_ipopt_refuses_integer_columns():
+    """IPOPT would relax integrality: a MILP is refused with status "error", never answered relaxed."""
+    sol = get_backend("pyomo-ipopt").solve(milp_knapsack().form)
+    assert sol.status == "error" and "MILP" in sol.message and sol.x is None
+
+
+def test_suffix_duals_are_kept_only_when_stationary():
+    """The guard on the IPOPT-executable duals (whose ASL sign convention this machine may not test):
+    duals of either sign convention come back in the form's; anything else comes back as None."""
+    from mechdsl.compilers.pyomo.from_form import _stationary_duals
+
+    for c in (lp_basic(), lp_min_equality(), qp_simplex_projection()):
+        y, z = _stationary_duals(c.form, c.x, c.row_dual, c.col_dual)
+        np.testing.assert_allclose(y, c.row_dual)
+        np.testing.assert_allclose(z, c.col_dual)
+        y, z = _stationary_duals(c.form, c.x, -c.row_dual, -c.col_dual)
+        np.testing.assert_allclose(y, c.row_dual)
+        np.testing.assert_allclose(z, c.col_dual)
+        assert _stationary_duals(c.form, c.x, c.row_dual + 0.5, c.col_dual) == (None, None)

@@ -24,6 +24,7 @@ import time
 import numpy as np
 import pyomo.environ as pyo
 import scipy.sparse as sps
+from pyomo.common.gc_manager import PauseGC
 from pyomo.core.expr.numeric_expr import LinearExpression
 from pyomo.core.util import quicksum
 
@@ -116,7 +117,16 @@ def to_pyomo(form: StandardForm) -> pyo.ConcreteModel:
     names are gathered into ``x[j]`` / ``c[i]`` (``j``, ``i`` the form's own indices).  The
     start point ``form.x0``, when given, initialises the variables.  :func:`form_vars` and
     :func:`form_constraints` give the components' data in the form's column and row order.
+
+    Construction pauses Python's cyclic garbage collector (as Pyomo's own writers do): the
+    expression objects are acyclic, and collecting while a million of them are created would
+    otherwise take most of the time.
     """
+    with PauseGC():
+        return _to_pyomo(form)
+
+
+def _to_pyomo(form: StandardForm) -> pyo.ConcreteModel:
     n, m = form.n, form.m
     model = pyo.ConcreteModel(name=form.objective_name or "mechdsl")
     col_lo, col_hi = np.asarray(form.col_lo, float), np.asarray(form.col_hi, float)
@@ -181,8 +191,9 @@ def to_pyomo(form: StandardForm) -> pyo.ConcreteModel:
                 cd = con[pos] if pos in con else None
             rows[b.start + k] = cd
 
-    obj = LinearExpression(constant=float(form.c0), linear_coefs=np.asarray(form.c, float).tolist(),
-                           linear_vars=list(cols))
+    c = np.asarray(form.c, float)
+    nz = np.flatnonzero(c).tolist()
+    obj = LinearExpression(constant=float(form.c0), linear_coefs=c[nz].tolist(), linear_vars=[cols[j] for j in nz])
     if form.Q is not None and form.Q.nnz:
         # 1/2 x Q x with Q symmetric (both triangles stored): 1/2 Q_jj x_j^2 + sum_{i<j} Q_ij x_i x_j.
         U = sps.triu(sps.coo_matrix(form.Q)).tocoo()
@@ -225,7 +236,8 @@ def solve_pyomo(form: StandardForm, solver: str = "highs", tee: bool = False, op
 
     ``solver`` is ``"highs"`` (HiGHS through ``pyomo.contrib.solver``: LP, convex QP, MILP) or
     ``"ipopt"`` (the route of :func:`compilers.pyomo.solvers.solve`: an ``ipopt`` executable if
-    one is on ``PATH``, otherwise the IPOPT bundled with casadi; LP and QP, integrality relaxed).
+    one is on ``PATH``, otherwise the IPOPT bundled with casadi; LP and QP only: a form with
+    integer columns is refused with status ``error`` rather than solved relaxed).
 
     The status is one of ``optimal``, ``infeasible``, ``unbounded``, ``iteration limit`` or
     ``error``.  For IPOPT ``optimal`` means that IPOPT converged to a point satisfying its
@@ -244,6 +256,9 @@ def solve_pyomo(form: StandardForm, solver: str = "highs", tee: bool = False, op
     if key not in ("highs", "ipopt"):
         raise ValueError(f"solve_pyomo: unknown solver {solver!r}; use 'highs' or 'ipopt'")
     t0 = time.perf_counter()
+    if key == "ipopt" and form.problem_class not in ("LP", "QP"):
+        return BackendSolution("error", "pyomo-ipopt", f"IPOPT does not solve a {form.problem_class}: it would "
+                               "relax the integrality of its integer columns")
     try:
         model = to_pyomo(form)
     except Exception as exc:
@@ -331,9 +346,10 @@ def _solve_ipopt(form, model, tee, options, time_limit) -> BackendSolution:
 
     executable = shutil.which("ipopt") is not None
     if executable:
+        # The ASL reader fills suffixes by these exact names; one taken by a spec name gets none.
         for sfx in ("dual", "ipopt_zL_out", "ipopt_zU_out"):
-            model.add_component(_component_name(model, sfx) if hasattr(model, sfx) else sfx,
-                                pyo.Suffix(direction=pyo.Suffix.IMPORT))
+            if not hasattr(model, sfx):
+                model.add_component(sfx, pyo.Suffix(direction=pyo.Suffix.IMPORT))
     name = "pyomo-ipopt"
     out = solve(model, "ipopt", tee=tee, options=options, time_limit=time_limit)
     status = {"locally optimal": "optimal", "optimal": "optimal"}.get(out.status.value, out.status.value)
@@ -345,7 +361,8 @@ def _solve_ipopt(form, model, tee, options, time_limit) -> BackendSolution:
         sol.status, sol.message = "error", sol.message + " (no primal point returned)"
         return sol
     sol.objective = form.objective(sol.x)
-    if executable and isinstance(getattr(model, "dual", None), pyo.Suffix):
+    if executable and all(isinstance(getattr(model, sfx, None), pyo.Suffix)
+                          for sfx in ("dual", "ipopt_zL_out", "ipopt_zU_out")):
         sol.row_dual, sol.col_dual = _ipopt_suffix_duals(form, model, sol.x)
     return sol
 
