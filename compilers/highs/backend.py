@@ -22,7 +22,10 @@ model whose numbers are all ~1/K is mis-solved (a screening QP is reported
 * row ``i`` of ``A`` and its bounds are multiplied by ``r_i =
   2**-round(log2(max_j |a_ij|))`` (1 for an empty row).
 
-Powers of two make the scaling exact in floating point.  Columns are not
+For a QP, ``qp_regularization_value`` defaults to 1e-12 instead of HiGHS's
+1e-7: the regularisation ``eps * I`` is absolute and perturbs the duals by
+``eps * |x|`` (a gap of ~2e-8 on a screening QP even after scaling); an
+explicit option wins.  Powers of two make the scaling exact in floating point.  Columns are not
 scaled (HiGHS's simplex scales internally).  Everything returned is unscaled:
 ``x`` as is, ``row_dual = r * y_s / s``, ``col_dual = z_s / s``, and the
 objective recomputed from the form, ``form.objective(x)``, in the spec's sense
@@ -38,6 +41,11 @@ says "unbounded" for a QP, that is checked: a feasible point must exist
 and ``d`` in the recession cones of the row and column bounds, and ``c_min @ d
 < 0`` (an LP over ``-1 <= d <= 1``); if HiGHS's claim fails the check, the
 status is ``error`` with a message saying so, never "optimal" or "unbounded".
+An LP/QP "optimal" whose certificate is weak (gap or scaled dual residual
+above 1e-6) gets the same recession check from its feasible point: HiGHS's QP
+solver stops at a huge "optimal" point of an unbounded QP, which is then
+reported ``unbounded``; without a recession direction it stays ``optimal``
+with the weak certificate named in the message.
 A MIQP is refused (``error``): HiGHS does not solve it.
 
 **Certificate** (:class:`~compilers.standard.form.Certificate`), computed in
@@ -65,6 +73,13 @@ session) from the returned ``x``, ``row_dual``, ``col_dual``:
 Output: ``tee=False`` prints nothing (not even HiGHS's banner, which highspy
 writes to C stdout on the first ``Highs()``); ``tee=True`` sends HiGHS's log to
 stderr through its logging callback, so stdout stays clean for ``--json``.
+While HiGHS runs, C-level stdout (fd 1) is pointed at /dev/null (or stderr
+with ``tee``), so nothing a solver prints directly can reach stdout.
+
+``HighsSession.add_rows`` appends cuts to the live model (equilibrated like
+the other rows) and the next ``solve`` starts from the current basis; the
+session keeps its own copy of the rows, so the form is not modified (call
+``form.add_rows`` too to name the cuts; the row duals then line up).
 """
 from __future__ import annotations
 
