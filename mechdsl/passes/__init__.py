@@ -4,7 +4,10 @@ A new pass is one module with a :class:`~.base.Pass` subclass and one line in
 :data:`PASSES`; see docs/extending.md.  Passes run in this order; each runs
 only if it accepts, and every reason (applied or not) is reported.
 """
-from .base import Acceptance, Applied, Pass, Reduction
+from .base import Acceptance, Pass, Reduction, Stage
+from .facts import (Accepted, AdjacentIC, Applied, DerivedFamily, Elimination, ExtremeIR, Facts, Implied,
+                    MonotoneFamily)
+from .structure import ICStructure
 from .drop_implied import DropImplied
 from .eliminate_payments import EliminatePayments
 from .local_ic import LocalIC
@@ -16,4 +19,5 @@ PASSES = {
     "eliminate_payments": EliminatePayments,
 }
 
-__all__ = ["PASSES", "Pass", "Reduction", "Acceptance", "Applied"]
+__all__ = ["PASSES", "Pass", "Reduction", "Stage", "Acceptance", "Applied", "Facts", "ICStructure", "AdjacentIC",
+           "MonotoneFamily", "ExtremeIR", "Elimination", "Implied", "DerivedFamily", "Accepted"]

@@ -1,102 +1,122 @@
 """``eliminate_payments``: payments given by binding adjacent IC and the extreme IR.
 
 Accepted only where this is provably exact: after ``local_ic`` and
-``drop_implied``, the transfer ``y`` enters ``u`` with a constant marginal
-``kappa``, is free (no bounds), appears only in IC, IR and the objective, and
-the objective is linear in ``y`` with every coefficient of the opposite sign to
-``kappa`` (the designer prefers smaller rents).  Then the cheapest transfers
-that satisfy IC and IR are the binding chain from the extreme type e (000 eq.
-(10) / Prop. 1; 004 after eq. (7)):
+``drop_implied`` (their facts :class:`~.facts.AdjacentIC`,
+:class:`~.facts.MonotoneFamily` and :class:`~.facts.ExtremeIR`, each naming a
+family that is still in the problem), the transfer ``y`` enters ``u`` with a
+constant marginal ``kappa``, is free (no bounds), appears only in IC, IR and
+the objective, and the objective is linear in ``y`` with every coefficient of
+the opposite sign to ``kappa`` (the designer prefers smaller rents; decided on
+the IR with SymPy and the instance's data, see :func:`linear_coefficients`).
+Then the cheapest transfers that satisfy IC and IR are the binding chain from
+the extreme type e (000 eq. (10) / Prop. 1; 004 after eq. (7)):
 
     y[e] = (R - rest(e, e)) / kappa
     y[k] = y[j] + (rest(k, j) - rest(k, k)) / kappa     (j: k's neighbour toward e)
 
-with ``rest(t, r) = u(t, r) - kappa * y[r]``; the upward adjacent IC rows then
-hold by single crossing.  ``y`` becomes an expression of the allocation, and
-``invert`` reads its values back for the menu and for verification.
+with ``rest(t, r) = u(t, r) - kappa * y[r]``.  The downward adjacent rows bind
+by construction; the upward ones then hold by single crossing GIVEN the
+monotone allocation, which is why the ``MONO_q`` rows must be in the problem
+(with two types they are added by ``local_ic`` too).  ``y`` becomes an
+expression of the allocation, and ``invert`` reads its values back for the
+menu and for verification.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import sympy as sp
 
-from ..analysis.dominance import Rule
+from ..analysis.dominance import Family, Rule
+from ..evaluate import canon, flat_key
 from ..ir import nodes as ir
-from .base import Acceptance, Applied, Pass, Reduction
-from .structure import id_number
+from ..ir.ids import pair_of, split_id
+from ..ir.sym import Expectation, IterProd, IterSum
+from .base import Acceptance, Pass
+from .facts import AdjacentIC, Applied, DerivedFamily, Elimination, ExtremeIR, Facts, Implied, MonotoneFamily
 
-
-@dataclass
-class Elimination:
-    var: str
-    order: list
-    extreme: object
-    parent: dict          # k -> neighbour toward the extreme
-    children: dict        # k -> neighbours away from the extreme
-    rest: sp.Expr         # rest(t, r) template
-    t: sp.Symbol
-    r: sp.Symbol
-    kappa: float
-    R: sp.Expr
-    formula: str
+__all__ = ["EliminatePayments", "Elimination", "linear_coefficients"]
 
 
 class EliminatePayments(Pass):
     name = "eliminate_payments"
     doc = "Substitute transfers by the binding IC chain and extreme IR (only where provably exact)."
 
-    def accepts(self, state: Reduction) -> Acceptance:
-        ics, irs = state.facts.get("ic", {}), state.facts.get("ir", {})
+    def _plan(self, problem: ir.Problem, facts: Facts):
+        """({y: (ExtremeIR, MonotoneFamily, kappa)}, reasons)."""
+        present = set(problem.constraints)
         reasons, found = [], {}
-        for ir_name, f in irs.items():
-            s = f["ic"]
+        extremes = [f for f in facts.all(ExtremeIR) if f.constraint in present]
+        for f in extremes:
+            s = f.structure
+            adj = facts.get(AdjacentIC, s.family.name)
+            if adj is None or adj.constraint not in present:
+                reasons.append(f"{s.family.name}: not reduced to adjacent rows (needs local_ic); dropping it would "
+                               "leave non-adjacent rows that no rule derives")
+                continue
+            mono = facts.get(MonotoneFamily, s.family.name)
+            if mono is None or mono.constraint not in present or mono.var != s.q or mono.direction != s.direction:
+                reasons.append(f"{s.family.name}: the upward IC rows follow from the binding downward ones only with "
+                               f"the allocation {s.q} monotone, and no monotone-allocation family for it is in the "
+                               "problem; the IC rows are kept")
+                continue
             if len(s.transfers) != 1:
                 reasons.append(f"{s.family.name}: {len(s.transfers)} transfer variables; need exactly one")
                 continue
             y = s.transfers[0]
+            vdef = problem.var(y)
+            if vdef is None:
+                reasons.append(f"{y} is not a variable of the problem (already eliminated)")
+                continue
             ysym = s.subs[sp.IndexedBase(y)[s.r]]
             us = s.u.xreplace(s.subs)
             kappa = sp.diff(us, ysym)
             if not kappa.is_number or kappa == 0:
                 reasons.append(f"{s.family.name}: the transfer {y} enters u with marginal {kappa}, not a constant")
                 continue
-            vdef = state.problem.var(y)
+            rest = sp.expand(s.u - float(kappa) * sp.IndexedBase(y)[s.r])
+            if sp.IndexedBase(y) in rest.atoms(sp.IndexedBase):
+                reasons.append(f"{s.family.name}: u(t, r) - kappa * {y}[r] still mentions {y}")
+                continue
             if vdef.lb is not None or vdef.ub is not None or vdef.kind != "real":
-                what = ", ".join(w for w, b in (("a lower bound", vdef.lb is not None), ("an upper bound", vdef.ub is not None),
+                what = ", ".join(w for w, b in (("a lower bound", vdef.lb is not None),
+                                                ("an upper bound", vdef.ub is not None),
                                                 (f"domain {vdef.kind}", vdef.kind != "real")) if b)
                 reasons.append(f"{y} has {what}; the cheapest transfers might violate it, so eliminating {y} is not "
                                "provably exact (it stays a variable)")
                 continue
-            others = [c.name for c in state.problem.constraints
-                      if c.name not in (s.family.name, ir_name) and _mentions(c, y)]
+            others = [c.name for c in problem.constraints
+                      if c != adj.constraint and c != f.constraint and _mentions(c, y)]
             if others:
                 reasons.append(f"{y} also appears in {', '.join(others)}; eliminating it is not provably exact")
                 continue
-            why = _objective_prefers_small_rents(state, y, float(kappa))
+            why = _objective_prefers_small_rents(problem, self.inst, y, s.order, float(kappa))
             if why is not True:
                 reasons.append(why)
                 continue
-            found[y] = (s, f, float(kappa))
-        if not irs:
+            found[y] = (f, mono, float(kappa))
+        if not extremes:
             reasons.append("needs drop_implied (IR of a single extreme type) to have applied")
-        state.facts["pay"] = found
+        return found, reasons
+
+    def accepts(self, problem: ir.Problem, facts: Facts) -> Acceptance:
+        found, reasons = self._plan(problem, facts)
+        if found:
+            reasons = reasons + [f"{y}: free, only in {f.ic_family}, {f.family} and the objective, which strictly "
+                                 f"prefers smaller rents; {m.name} is in the problem" for y, (f, m, _) in found.items()]
         return Acceptance(bool(found), reasons)
 
-    def apply(self, state: Reduction):
-        drop = set()
-        for y, (s, f, kappa) in state.facts["pay"].items():
-            e = f["extreme"]
+    def apply(self, problem: ir.Problem, facts: Facts):
+        found, _ = self._plan(problem, facts)
+        drop, added, elims = set(), [], {}
+        for y, (f, mono, kappa) in found.items():
+            s = f.structure
+            e = f.extreme
             order = s.order
             pos = {v: k for k, v in enumerate(order)}
             ie = pos[e]
             parent = {k: order[pos[k] - 1 if pos[k] > ie else pos[k] + 1] for k in order if k != e}
             yr = sp.IndexedBase(y)[s.r]
             rest = sp.expand(s.u - kappa * yr)
-            if sp.diff(rest, yr) != 0:
-                continue
-            b = f["binder"]
-            R = f["rhs"]
+            R = f.rhs
             t, r = s.t, s.r
             yb = sp.IndexedBase(y)
             k_ = sp.nsimplify(kappa)
@@ -105,26 +125,25 @@ class EliminatePayments(Pass):
             step = sp.Eq(yb[t], yb[j] + sp.factor(sp.simplify((rest.xreplace({r: j}) - rest.xreplace({r: t})) / k_)))
             formula = (f"{first}   (extreme type e = {e}, IR binds)\n"
                        f"{step}   for every other type t, j = t's neighbour toward {e} (IC[t->j] binds)")
-            children = {}
-            for k, j in parent.items():
-                children.setdefault(j, []).append(k)
-            state.eliminated[y] = Elimination(y, order, e, parent, children, rest, t, r, kappa, R, formula)
-            drop |= {s.family.name, f["binder"] and next(n for n, ff in state.facts["ir"].items() if ff is f)}
-            _record(state, y, s, f, parent, e)
+            children: dict = {}
+            for k, jj in parent.items():
+                children.setdefault(jj, []).append(k)
+            el = Elimination(y, order, e, parent, children, rest, t, r, kappa, R, formula, s.family.name, f.family)
+            elims[y] = el
+            drop |= {facts.get(AdjacentIC, s.family.name).constraint, f.constraint}
             n = len(order)
-            state.applied.append(Applied(
-                self.name, f"{y}: eliminated ({n} variables); {s.family.name} ({2 * (n - 1)} adjacent rows) and "
-                           f"the extreme IR hold by construction or single crossing",
-                removed=2 * (n - 1) + 1, details=[formula]))
-        state.replace_constraints([c for c in state.problem.constraints if c.name not in drop])
-        state.problem = ir.Problem(tuple(v for v in state.problem.vars if v.name not in state.eliminated),
-                                   state.problem.constraints, state.problem.objective)
-        return (state.inst, dict(state.eliminated))
+            added += [el, *_records(el, s, f, mono),
+                      Applied(self.name, f"{y}: eliminated ({n} variables); {s.family.name} ({2 * (n - 1)} adjacent "
+                                         f"rows) and the extreme IR hold by construction or by single crossing "
+                                         f"with {mono.name}",
+                              removed=2 * (n - 1) + 1, details=[formula])]
+        new = ir.Problem(tuple(v for v in problem.vars if v.name not in elims),
+                         tuple(c for c in problem.constraints if c not in drop), problem.objective)
+        return new, (self.inst, elims), facts.add(*added)
 
     def invert(self, values: dict, inverse) -> dict:
         """Recover the eliminated transfers from the solved allocation by the payment rule."""
-        from ..evaluate import Evaluator
-        from ..evaluate import ValuesTarget
+        from ..evaluate import Evaluator, ValuesTarget
 
         inst, eliminated = inverse
         ev = Evaluator(inst, ValuesTarget(values))
@@ -135,7 +154,8 @@ class EliminatePayments(Pass):
             val = {e: (ev.value(el.R, {}) - ev.value(el.rest, {el.t: e, el.r: e})) / el.kappa}
             for k in sorted(el.parent, key=lambda k: abs(pos[k] - pos[e])):
                 j = el.parent[k]
-                val[k] = val[j] + (ev.value(el.rest, {el.t: k, el.r: j}) - ev.value(el.rest, {el.t: k, el.r: k})) / el.kappa
+                val[k] = val[j] + (ev.value(el.rest, {el.t: k, el.r: j})
+                                   - ev.value(el.rest, {el.t: k, el.r: k})) / el.kappa
             out[y] = {(k,): float(v) for k, v in val.items()}
         return out
 
@@ -158,57 +178,137 @@ def _mentions(c: ir.ConstraintDef, y: str) -> bool:
                for e in exprs(c.body))
 
 
-def _objective_prefers_small_rents(state: Reduction, y: str, kappa: float):
-    """True if the objective is linear in y with every coefficient of sign opposite to kappa."""
-    from pyomo.repn import generate_standard_repn
+# ------------------------------------------------------------------ linearity of the objective in y
+class _Nonlinear(Exception):
+    pass
 
-    from mechdsl.compilers.pyomo.model import compile_problem
 
-    p = state.problem
-    if p.objective is None:
+def linear_coefficients(expr, y: str, ev, env: dict | None = None) -> dict:
+    """The coefficient of every ``y[key]`` in ``expr``, if ``expr`` is affine in ``y`` with numeric coefficients.
+
+    Walks the SymPy tree: sums and expectations (:class:`~mechdsl.ir.sym.IterSum`,
+    :class:`~mechdsl.ir.sym.Expectation`) are expanded over their index sets with the
+    instance's data; a product contributes ``value(other factors) * coefficient(the one
+    factor with y)``, where the other factors must be free of decision variables.
+    Anything else that mentions ``y`` (a power, a function, a product of two such
+    factors) is not linear.  Returns ``{key: float}``; raises ``ValueError`` with the
+    reason when ``expr`` is not affine in ``y``.
+    """
+    Y = sp.IndexedBase(y)
+    try:
+        return _lin(expr, Y, ev, dict(env or {}))
+    except _Nonlinear as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _has(e, Y) -> bool:
+    return isinstance(e, sp.Basic) and (Y in e.atoms(sp.IndexedBase) or Y.label in e.free_symbols)
+
+
+def _acc(out: dict, part: dict, w: float = 1.0):
+    for k, v in part.items():
+        out[k] = out.get(k, 0.0) + w * v
+
+
+def _lin(e, Y, ev, env) -> dict:
+    if not _has(e, Y):
+        return {}
+    if isinstance(e, sp.Indexed) and e.base == Y:
+        return {flat_key(tuple(canon(ev.value(i, env)) for i in e.indices)): 1.0}
+    if isinstance(e, sp.Add):
+        out: dict = {}
+        for a in e.args:
+            _acc(out, _lin(a, Y, ev, env))
+        return out
+    if isinstance(e, sp.Mul):
+        with_y = [a for a in e.args if _has(a, Y)]
+        if len(with_y) > 1:
+            raise _Nonlinear(f"the objective has the product {e} of terms in {Y}")
+        others = [a for a in e.args if a is not with_y[0]]
+        rest = sp.Mul(*others)
+        if ev.has_var(rest):
+            raise _Nonlinear(f"the coefficient {rest} of {with_y[0]} in the objective depends on decision variables")
+        w = float(ev.value(rest, env))
+        out = {}
+        _acc(out, _lin(with_y[0], Y, ev, env), w)
+        return out
+    if isinstance(e, sp.Pow) and e.exp == 1:
+        return _lin(e.base, Y, ev, env)
+    if isinstance(e, IterSum):
+        body, dnode, cond = e.args
+        items = tuple((tuple(pair[0]), pair[1]) for pair in dnode.args[0])
+        cond = None if cond is sp.true else cond
+        out = {}
+        local = dict(env)
+        for _ in ev.iterate(items, cond, local):
+            _acc(out, _lin(body, Y, ev, dict(local)))
+        return out
+    if isinstance(e, Expectation):
+        body, label, cond = e.args
+        cond = None if cond is sp.true else cond
+        parts, total = [], 0.0
+        for value, prob in ev.inst.outcomes(label.name):
+            local = dict(env)
+            local[label] = value
+            if cond is not None and not ev.truth(cond, local):
+                continue
+            total += prob
+            parts.append((prob, _lin(body, Y, ev, local)))
+        if total <= 0:
+            raise _Nonlinear(f"E[{label} | {cond}] has probability 0")
+        out = {}
+        for prob, part in parts:
+            _acc(out, part, prob / total)
+        return out
+    if isinstance(e, IterProd):
+        raise _Nonlinear(f"the objective has a product over an index set of terms in {Y}")
+    raise _Nonlinear(f"the objective is nonlinear in {Y} ({type(e).__name__} of it)")
+
+
+def _objective_prefers_small_rents(problem: ir.Problem, inst, y: str, order, kappa: float):
+    """True if the objective is linear in y with every coefficient of sign opposite to kappa, else the reason."""
+    from ..evaluate import Evaluator
+
+    if problem.objective is None:
         return "no objective"
-    cm = compile_problem(ir.Problem(p.vars, (), p.objective), state.inst)
-    import pyomo.environ as pyo
-
-    obj = next(iter(cm.model.component_data_objects(pyo.Objective)))
-    repn = generate_standard_repn(obj.expr, quadratic=True)
-    comp = getattr(cm.model, y)
-    ids = {id(comp[k]) for k in comp}
-    if any(id(v) in ids for v in (repn.nonlinear_vars or ())):
-        return f"the objective is nonlinear in {y}"
-    if any(id(a) in ids or id(b) in ids for a, b in (repn.quadratic_vars or ())):
-        return f"the objective is quadratic in {y}"
-    sense = 1 if p.objective.sense == "maximize" else -1
-    coefs = {id(v): c for v, c in zip(repn.linear_vars, repn.linear_coefs)}
-    for k in comp:
-        c = sense * coefs.get(id(comp[k]), 0.0)
+    ev = Evaluator(inst)  # numbers only: params, sets and priors of the instance
+    try:
+        coefs = linear_coefficients(problem.objective.expr, y, ev)
+    except ValueError as exc:
+        return f"{exc}; the binding chain might not be optimal"
+    sense = 1 if problem.objective.sense == "maximize" else -1
+    for k in order:
+        c = sense * coefs.get((k,), 0.0)
         if not c * kappa < 0:
             return (f"the objective does not strictly prefer a smaller {y}[{k}] rent (coefficient {c:g}); "
                     "the binding chain might not be optimal")
+    extra = sorted(set(coefs) - {(k,) for k in order}, key=repr)
+    if extra:
+        return f"the objective uses {y} at {extra}, outside the type set; the binding chain might not be optimal"
     return True
 
 
-def _record(state: Reduction, y, s, f, parent, e):
-    name = f"PAY_{y}"
-    order = s.order
-    ir_name = next(n for n, ff in state.facts["ir"].items() if ff is f)
-    mono = f"MONO_{s.q}"
-    state.graph.add_family(name, "constraint", lambda: (f"{name}[{k}]" for k in order), len(order), derived=True)
+# ------------------------------------------------------------------ the dominance graph
+def _records(el: Elimination, s, f: ExtremeIR, mono: MonotoneFamily):
+    order, parent, e = el.order, el.parent, el.extreme
+    name = el.definition
+    ir_name = f.family
+    fam = Family(name, "definition", lambda: iter(el.definition_ids()), len(order), derived=True)
     pos = {v: k for k, v in enumerate(order)}
 
     def premises(cid):
-        base, _, rest = cid.partition("[")
-        rest = rest.rstrip("]")
+        base, rest = split_id(cid)
         if base == ir_name and rest == str(e):
             return [f"{name}[{e}]"]
-        if base != s.family.name or "->" not in rest:
+        ab = pair_of(cid, s.family.name)
+        if ab is None:
             return None
-        a, b = (id_number(x) for x in rest.split("->"))
+        a, b = ab
         if a in parent and parent[a] == b:
             return [f"{name}[{a}]"]
         if b in parent and parent[b] == a:  # upward: implied by the binding downward row + monotonicity
             lo, hi = sorted((pos[a], pos[b]))
-            return [s.pair_id(b, a), f"{mono}[{order[lo]},{order[hi]}]"]
+            return [s.pair_id(b, a), mono.row_id(order[lo], order[hi])]
         return None
 
     def targets():
@@ -217,7 +317,6 @@ def _record(state: Reduction, y, s, f, parent, e):
             yield s.pair_id(k, j)
             yield s.pair_id(j, k)
 
-    state.graph.add_rule(Rule("payment rule: the transfer is defined so that this row binds, or it then holds by "
-                              "single crossing", "eliminate_payments",
-                              state.eliminated[y].formula.replace("\n", "; "), targets, premises))
-
+    rule = Rule("payment rule: the transfer is defined so that this row binds, or it then holds by "
+                "single crossing", "eliminate_payments", el.formula.replace("\n", "; "), targets, premises)
+    return [DerivedFamily(fam), Implied(rule, cites=(name, s.family.name, mono.name))]

@@ -1,98 +1,120 @@
 """``local_ic``: all-pairs IC -> adjacent IC (both directions) + monotone allocation.
 
-Accepted for an IC family in standard form whose utility SymPy proves single
-crossing (:mod:`.structure`).  Every removed ``IC[a->b]`` (|a - b| > 1 in the
-type order) is recorded in the dominance graph as implied by
-``IC[a->n] AND IC[n->b] AND MONO[...]`` with n the neighbour of a toward b.
+Accepted for an IC family in standard form over two or more types whose
+utility SymPy proves single crossing (:mod:`.structure`).  Every removed
+``IC[a->b]`` (|a - b| > 1 in the type order) is recorded in the dominance graph
+as implied by ``IC[a->n] AND IC[n->b] AND MONO[...]`` with n the neighbour of a
+toward b.
+
+The added rows ``MONO_q[a,b]`` (a, b adjacent) are themselves implied by the
+adjacent IC rows both ways (adding ``IC[a->b]`` and ``IC[b->a]`` gives
+``(theta_b - theta_a) * cross * (q_b - q_a) >= 0``), so adding them is exact.
+With two types nothing is removed (every pair is adjacent) but the one
+``MONO_q`` row is still added: it is the premise that lets
+``eliminate_payments`` drop the upward IC row.
 """
 from __future__ import annotations
 
 import sympy as sp
 
-from ..analysis.dominance import Rule
+from ..analysis.dominance import Family, Rule
 from ..ir import nodes as ir
+from ..ir.ids import pair_of
 from ..ir.sym import IEnum
-from .base import Acceptance, Applied, Pass, Reduction
-from .structure import NotStandard, analyse_ic, id_number
+from .base import Acceptance, Pass
+from .facts import AdjacentIC, Applied, DerivedFamily, Facts, Implied, MonotoneFamily
+from .structure import NotStandard, analyse_ic
 
 
 class LocalIC(Pass):
     name = "local_ic"
     doc = "All-pairs IC -> adjacent IC both ways + monotone allocation, where SymPy proves single crossing."
 
-    def accepts(self, state: Reduction) -> Acceptance:
-        found, reasons = {}, []
-        for c in state.problem.constraints:
+    def _candidates(self, problem: ir.Problem):
+        """(constraint, structure or reason) for every spec IC family of ``problem``."""
+        out = []
+        for c in problem.constraints:
             if c.kind != ir.ConKind.IC or c.origin is not None or c.check_only:
                 continue
             try:
-                s = analyse_ic(c, state.inst)
+                s = analyse_ic(c, self.inst)
             except NotStandard as exc:
-                reasons.append(str(exc))
+                out.append((c, str(exc)))
                 continue
-            if len(s.order) < 3:
-                reasons.append(f"{c.name}: only {len(s.order)} types; every pair is already adjacent")
-                found[c.name] = s  # the structure still serves drop_implied / eliminate_payments
+            if len(s.order) < 2:
+                out.append((c, f"{c.name}: only {len(s.order)} type; there is no misreport to rule out"))
                 continue
-            found[c.name] = s
-            reasons.append(f"{c.name}: {s.proof}")
-        state.facts.setdefault("ic", {}).update(found)
-        ok = any(len(s.order) >= 3 for s in found.values())
+            if not s.strict:
+                out.append((c, f"{c.name}: d2u/d{s.theta} d{s.q} = {s.cross} is only weakly signed, so IC need not "
+                               f"imply a monotone {s.q}; replacing all pairs would not be provably exact"))
+                continue
+            if _mono_name(s) in {d.name for d in problem.constraints}:
+                out.append((c, f"{c.name}: the name {_mono_name(s)} of its monotonicity rows is taken"))
+                continue
+            out.append((c, s))
+        return out
+
+    def accepts(self, problem: ir.Problem, facts: Facts) -> Acceptance:
+        cands = self._candidates(problem)
+        reasons = [f"{c.name}: {s.proof}" if not isinstance(s, str) else s for c, s in cands]
+        ok = any(not isinstance(s, str) for _, s in cands)
         return Acceptance(ok, reasons or ["no IC family in the spec"])
 
-    def apply(self, state: Reduction):
-        new, applied = [], []
-        for c in state.problem.constraints:
-            s = state.facts["ic"].get(c.name)
-            if s is None or c.origin is not None or len(s.order) < 3:
+    def apply(self, problem: ir.Problem, facts: Facts):
+        reduced = {c.name: s for c, s in self._candidates(problem) if not isinstance(s, str)}
+        new, added = [], []
+        for c in problem.constraints:
+            s = reduced.get(c.name)
+            if s is None:
                 new.append(c)
                 continue
             order = s.order
             pairs = []
             for a, b in zip(order, order[1:]):
                 pairs += [(a, b), (b, a)]
-            ic = ir.ConstraintDef(c.name, c.kind, ir.Domain(((tuple([s.t, s.r]), IEnum(*[sp.Tuple(*p) for p in pairs])),)),
+            ic = ir.ConstraintDef(c.name, c.kind,
+                                  ir.Domain(((tuple([s.t, s.r]), IEnum(*[sp.Tuple(*p) for p in pairs])),)),
                                   c.body, c.span, origin="local_ic: adjacent IC")
-            mono_name = f"MONO_{s.q}"
+            mono_name = _mono_name(s)
             qa, qb = sp.IndexedBase(s.q)[s.t], sp.IndexedBase(s.q)[s.r]
             body = ir.Rel(qb, ">=", qa) if s.direction > 0 else ir.Rel(qb, "<=", qa)
             mono = ir.ConstraintDef(mono_name, ir.ConKind.MONOTONICITY,
-                                    ir.Domain(((tuple([s.t, s.r]), IEnum(*[sp.Tuple(a, b) for a, b in zip(order, order[1:])])),)),
+                                    ir.Domain(((tuple([s.t, s.r]),
+                                                IEnum(*[sp.Tuple(a, b) for a, b in zip(order, order[1:])])),)),
                                     body, c.span, origin="local_ic: monotone allocation")
             new += [ic, mono]
-            _record(state, s, mono_name)
+            mf = MonotoneFamily(mono_name, c.name, s.q, s.direction, order, mono)
             n = len(order)
-            applied.append(Applied(self.name, f"{c.name}: {n * (n - 1)} -> {2 * (n - 1)} IC rows + {n - 1} "
-                                              f"monotonicity rows ({mono_name})",
-                                   removed=n * (n - 1) - 2 * (n - 1), added=n - 1, details=[s.proof]))
-        state.replace_constraints(new)
-        state.applied += applied
-        return None
+            implied_note = (f"{mono_name}[a,b] <= IC[a->b] AND IC[b->a] for adjacent a, b (add the two rows: "
+                            f"(theta_b - theta_a) * d2u/dtheta dq * (q_b - q_a) >= 0), so adding it is exact")
+            if n == 2:
+                a, b = order
+                summary = (f"{c.name}: 2 types, every pair is adjacent: 2 IC rows kept + 1 monotonicity row "
+                           f"({mono_name}[{a},{b}], implied by {s.pair_id(a, b)} AND {s.pair_id(b, a)})")
+            else:
+                summary = (f"{c.name}: {n * (n - 1)} -> {2 * (n - 1)} IC rows + {n - 1} "
+                           f"monotonicity rows ({mono_name})")
+            added += [s, AdjacentIC(c.name, s, ic, tuple(pairs)), mf, *_records(s, mf),
+                      Applied(self.name, summary, removed=n * (n - 1) - 2 * (n - 1), added=n - 1,
+                              details=[s.proof, implied_note])]
+        return ir.Problem(problem.vars, tuple(new), problem.objective), None, facts.add(*added)
 
 
-def _record(state: Reduction, s, mono_name: str):
+def _mono_name(s) -> str:
+    return f"MONO_{s.q}"
+
+
+def _records(s, mf: MonotoneFamily):
+    """The graph's new family (the MONO rows) and the rule for every removed non-adjacent IC row."""
     order = s.order
     pos = {v: k for k, v in enumerate(order)}
     n = len(order)
-    state.graph.add_family(mono_name, "monotonicity",
-                           lambda: (f"{mono_name}[{a},{b}]" for a, b in zip(order, order[1:])), n - 1, derived=True)
-
-    def parse(cid):
-        name, _, rest = cid.partition("[")
-        if name != s.family.name or "->" not in rest:
-            return None
-        a, b = rest.rstrip("]").split("->")
-        try:
-            a, b = id_number(a), id_number(b)
-        except ValueError:
-            return None
-        if a not in pos or b not in pos:
-            return None
-        return a, b
+    fam = Family(mf.name, "monotonicity", lambda: (mf.row_id(a, b) for a, b in zip(order, order[1:])), n - 1,
+                 derived=True)
 
     def premises(cid):
-        ab = parse(cid)
-        if ab is None:
+        ab = pair_of(cid, s.family.name)
+        if ab is None or ab[0] not in pos or ab[1] not in pos:
             return None
         a, b = ab
         i, j = pos[a], pos[b]
@@ -101,7 +123,7 @@ def _record(state: Reduction, s, mono_name: str):
         step = 1 if j > i else -1
         nb = order[i + step]
         lo, hi = sorted((i + step, j))
-        monos = [f"{mono_name}[{order[k]},{order[k + 1]}]" for k in range(lo, hi)]
+        monos = [mf.row_id(order[k], order[k + 1]) for k in range(lo, hi)]
         return [s.pair_id(a, nb), s.pair_id(nb, b)] + monos
 
     def targets():
@@ -110,7 +132,6 @@ def _record(state: Reduction, s, mono_name: str):
                 if abs(i - j) > 1:
                     yield s.pair_id(a, b)
 
-    state.graph.add_rule(Rule(
-        "single crossing: IC[a->b] <= IC[a->n] AND IC[n->b] AND monotone allocation between n and b",
-        "local_ic", s.proof, targets, premises))
-
+    rule = Rule("single crossing: IC[a->b] <= IC[a->n] AND IC[n->b] AND monotone allocation between n and b",
+                "local_ic", s.proof, targets, premises)
+    return [DerivedFamily(fam), Implied(rule, cites=(s.family.name, mf.name))]

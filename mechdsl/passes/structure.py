@@ -24,15 +24,18 @@ from dataclasses import dataclass
 import sympy as sp
 
 from ..ir import nodes as ir
+from ..ir.ids import id_number  # noqa: F401  (re-exported; it used to live here)
 from ..ir.sym import SetNode
 
 
-@dataclass
+@dataclass(frozen=True)
 class ICStructure:
+    """The proved single-crossing structure of one IC family (a fact; see :mod:`.facts`)."""
+
     family: ir.ConstraintDef
     t: sp.Symbol
     r: sp.Symbol
-    order: list            # the type set's elements (scalars), in order
+    order: tuple           # the type set's elements (scalars), in order
     u: sp.Expr             # u(t, r), the right-hand side template
     q: str                 # allocation variable
     theta: str             # type parameter crossing q
@@ -40,10 +43,15 @@ class ICStructure:
     cross_sign: int        # +1 / -1
     theta_dir: int         # +1 increasing along order, -1 decreasing
     direction: int         # +1: q increasing along order; -1: decreasing
-    transfers: list        # other report variables
+    transfers: tuple       # other report variables
     subs: dict             # Indexed -> plain Symbol used in the proof
     du_dtheta: sp.Expr
     proof: str
+    strict: bool = True    # the cross partial is strictly signed (so IC implies a monotone allocation)
+
+    @property
+    def key(self) -> str:
+        return self.family.name
 
     def pair_id(self, a, b) -> str:
         return f"{self.family.name}[{a}->{b}]"
@@ -54,7 +62,26 @@ class NotStandard(Exception):
 
 
 def analyse_ic(c: ir.ConstraintDef, inst) -> ICStructure:
-    """Return the proved structure of IC family ``c`` or raise :class:`NotStandard` with the reason."""
+    """Return the proved structure of IC family ``c`` or raise :class:`NotStandard` with the reason.
+
+    Pure; the proof is computed once per (instance, family) and cached.
+    """
+    from .base import memo
+
+    out = memo(inst, ("analyse_ic", c), lambda: _analyse_or_reason(c, inst))
+    if isinstance(out, NotStandard):
+        raise NotStandard(*out.args)
+    return out
+
+
+def _analyse_or_reason(c, inst):
+    try:
+        return _analyse_ic(c, inst)
+    except NotStandard as exc:
+        return exc
+
+
+def _analyse_ic(c: ir.ConstraintDef, inst) -> ICStructure:
     if c.domain is None:
         raise NotStandard(f"{c.name} is not quantified over (true type, report)")
     items = c.domain.items
@@ -130,8 +157,10 @@ def analyse_ic(c: ir.ConstraintDef, inst) -> ICStructure:
     cross = sp.simplify(sp.diff(us, qs, ths))
     if cross.is_nonnegative:
         sign = 1
+        strict = bool(cross.is_positive)
     elif cross.is_nonpositive:
         sign = -1
+        strict = bool(cross.is_negative)
     else:
         raise NotStandard(f"{c.name}: cannot prove the sign of d2u/d{theta} d{q} = {cross}")
     for other in transfers:
@@ -152,14 +181,8 @@ def analyse_ic(c: ir.ConstraintDef, inst) -> ICStructure:
              f"boundary); {theta} is strictly {'increasing' if tdir > 0 else 'decreasing'} over the types (data). "
              f"Single crossing: all-pairs IC <=> adjacent IC both ways + {q} "
              f"{'non-decreasing' if direction > 0 else 'non-increasing'} in the type order")
-    return ICStructure(c, t, r, [e[0] for e in elems_t], u, q, theta, cross, sign, tdir, direction, transfers,
-                       subs, du_dtheta, proof)
-
-
-def id_number(text: str):
-    """A number written in a constraint id (``IC[3->1]``): int when integral."""
-    f = float(text)
-    return int(f) if f.is_integer() else f
+    return ICStructure(c, t, r, tuple(e[0] for e in elems_t), u, q, theta, cross, sign, tdir, direction,
+                       tuple(transfers), subs, du_dtheta, proof, strict)
 
 
 def _all_positive(table):
