@@ -144,3 +144,186 @@ def test_cml_multi_type_reduces_and_keeps_its_optimum():
     full = mechdsl.load(SPECS / "cml_multi_type.mech", data=SPECS / "data" / "cml_scenario3.toml").solve(reduce=False)
     assert reduced.objective == pytest.approx(full.objective, abs=1e-6)
     assert reduced.verification.ok
+
+
+# ------------------------------------------------------------ two types: the upward IC row needs MONO (regression)
+TWO_TYPES = """
+param theta[k in 1..2] > 0 = [1, 2];
+param prob[k in 1..2] >= 0, <= 1 = [0.5, 0.5];
+param w[k in 1..2] > 0 = [{w1}, {w2}];
+type th in 1..2 ~ prob;
+var q[k in 1..2] >= 0, init = 1;
+var t[k in 1..2];
+def S(x) = 2 * sqrt(x);
+utility U(k, r) = t[r] - theta[k] * q[r];
+ic IC[k in 1..2, r in 1..2: k != r]: U(k, k) >= U(k, r);
+ir IR[k in 1..2]: U(k, k) >= 0;
+maximize Profit: E[th](w[th] * S(q[th]) - t[th]);
+"""
+
+
+def two_type_closed_form(w1, w2):
+    """The optimum of TWO_TYPES (theta = 1, 2; prob = 1/2 each), derived by hand with fractions.
+
+    A supplier of cost type theta sells quantity q for transfer t; profit E[w S(q) - t], S(q) = 2 sqrt(q).
+    Adding IC[1->2] and IC[2->1] gives (theta_2 - theta_1)(q_1 - q_2) >= 0, i.e. q_1 >= q_2.  For given
+    q_1 >= q_2 the cheapest transfers are t_2 = theta_2 q_2 (IR[2] binds) and t_1 = t_2 + theta_1 (q_1 - q_2)
+    (IC[1->2] binds), so the profit is
+        V = 1/2 (2 w1 sqrt(q1) - q1 - q2) + 1/2 (2 w2 sqrt(q2) - 2 q2)  on  q1 >= q2.
+    Without q1 >= q2: sqrt(q1) = w1 and sqrt(q2) = w2 / 3 (dV/dq2 = 1/2 (w2/sqrt(q2) - 3) = 0).
+    If w1 >= w2 / 3 that point is feasible (separating).  Otherwise, V being concave, the optimum has
+    q1 = q2 = q (pooling): both types pay t = theta_2 q = 2 q, V = (w1 + w2) sqrt(q) - 2 q, maximal at
+    sqrt(q) = (w1 + w2) / 4 with V = (w1 + w2)^2 / 8.  For w = (1, 4): q = 25/16, V = 25/8 (the relaxed
+    point q = (1, 16/9) without q1 >= q2 is worth 19/6 = 3.1667 but is not IC).
+    """
+    from fractions import Fraction as F
+    w1, w2 = F(w1), F(w2)
+    if w1 >= w2 / 3:
+        s1, s2 = w1, w2 / 3
+        q1, q2 = s1 * s1, s2 * s2
+        return F(1, 2) * (2 * w1 * s1 - q1 - q2) + F(1, 2) * (2 * w2 * s2 - 2 * q2)
+    return (w1 + w2) ** 2 / 8
+
+
+def two_type_full_scipy(w1, w2):
+    """The full two-type program (every IC and IR row, t free) by SLSQP from several starts: an independent check."""
+    from scipy.optimize import minimize
+
+    theta, w = np.array([1.0, 2.0]), np.array([w1, w2], dtype=float)
+
+    def U(k, r, x):  # x = (q1, q2, t1, t2)
+        return x[2 + r] - theta[k] * x[r]
+
+    cons = [{"type": "ineq", "fun": (lambda x, k=k, r=r: U(k, k, x) - U(k, r, x))} for k in (0, 1) for r in (0, 1)
+            if k != r]
+    cons += [{"type": "ineq", "fun": (lambda x, k=k: U(k, k, x))} for k in (0, 1)]
+    obj = lambda x: -0.5 * sum(w[k] * 2 * np.sqrt(max(x[k], 0.0)) - x[2 + k] for k in (0, 1))
+    best = None
+    for start in ([1, 1, 2, 2], [4, 0.5, 5, 1], [0.5, 3, 1, 6], [9, 9, 9, 9]):
+        r = minimize(obj, start, method="SLSQP", constraints=cons, bounds=[(1e-9, None)] * 2 + [(None, None)] * 2,
+                     options={"ftol": 1e-12, "maxiter": 500})
+        if r.success and (best is None or r.fun < best.fun):
+            best = r
+    return -best.fun
+
+
+@pytest.mark.parametrize("w", [(1, 4), (4, 1), (1, 2)], ids=["pooling", "separating", "pooling-2"])
+@pytest.mark.parametrize("reduce", [True, False], ids=["reduced", "full"])
+def test_two_types_match_the_closed_form_and_an_independent_solve(w, reduce):
+    exact = float(two_type_closed_form(*w))
+    assert two_type_full_scipy(*w) == pytest.approx(exact, abs=1e-6)
+    res = mechdsl.loads(TWO_TYPES.format(w1=w[0], w2=w[1])).solve(reduce=reduce)
+    assert res.objective == pytest.approx(exact, abs=1e-6)
+    assert res.verification.ok and res.verification.max_regret <= 1e-6
+
+
+def test_two_types_reduction_keeps_the_monotone_row_it_cites():
+    spec = TWO_TYPES.format(w1=1, w2=4)
+    red = mechdsl.loads(spec).reduce()
+    assert [a.pass_name for a in red.applied] == ["local_ic", "drop_implied", "eliminate_payments"]
+    assert [c.name for c in red.problem.constraints] == ["MONO_q"]  # the one monotonicity row is in the model
+    assert any("implied by IC[1->2] AND IC[2->1]" in a.summary for a in red.applied)
+    g = red.graph
+    assert g.premises("IC[2->1]")[1] == ["IC[1->2]", "MONO_q[1,2]"]  # upward row: binding downward + MONO
+    assert not g.is_implied("MONO_q[1,2]") and g.exists("MONO_q[1,2]")
+    assert red.dangling_premises() == []
+
+
+@pytest.mark.parametrize("spec, over, derived", [(SCREENING, {"K": 6}, 36), (SCREENING, {"K": 2}, 4),
+                                                 (SPECS / "repurchase_one_capacity.mech", {}, 4),
+                                                 (SPECS / "cml_two_type.mech", {}, 0)])
+def test_every_premise_is_a_constraint_of_the_original_or_the_reduced_problem(spec, over, derived):
+    red = mechdsl.load(spec, overrides=over).reduce()
+    assert red.applied
+    assert red.dangling_premises() == []
+    assert len(set(red.graph.redundant())) == derived  # the rows derived (each premise checked above)
+
+
+def test_eliminate_payments_refuses_without_the_monotone_family():
+    """The typed fact is not enough: the MONO family it names must be in the problem."""
+    from mechdsl.passes import PASSES, Facts
+    from mechdsl.ir import nodes as ir
+
+    model = mechdsl.loads(TWO_TYPES.format(w1=1, w2=4))
+    inst = model.instance()
+    problem, facts = model.mech.problem, Facts()
+    for name in ("local_ic", "drop_implied"):
+        p = PASSES[name](inst)
+        assert p.accepts(problem, facts)
+        problem, _, facts = p.apply(problem, facts)
+    ep = PASSES["eliminate_payments"](inst)
+    assert ep.accepts(problem, facts).ok
+    without = ir.Problem(problem.vars, tuple(c for c in problem.constraints if c.name != "MONO_q"), problem.objective)
+    acc = ep.accepts(without, facts)
+    assert not acc.ok and any("monotone-allocation family" in r for r in acc.reasons)
+    # nor does it run without local_ic's adjacent form (the upward row would have no premise)
+    p = PASSES["drop_implied"](inst)
+    acc = ep.accepts(*p.apply(model.mech.problem, facts)[::2])
+    assert not acc.ok
+
+
+# ------------------------------------------------------------ the chain: stages, invert, facts
+def test_chain_stages_and_invert():
+    from mechdsl.passes import AdjacentIC, ExtremeIR, ICStructure, MonotoneFamily, Stage
+    from mechdsl.passes.eliminate_payments import EliminatePayments
+
+    model = mechdsl.load(SCREENING, overrides={"K": 4})
+    red = model.reduce()
+    assert [s.pass_name for s in red.stages] == ["local_ic", "drop_implied", "eliminate_payments"]
+    assert all(isinstance(s, Stage) for s in red.stages)
+    assert [s.eliminated for s in red.stages] == [(), (), ("p",)]
+    assert red.stages[-1].problem is red.problem and red.stages[0][1].var("p") is not None
+    last_full = [s for s in red.stages if {v.name for v in s.problem.vars} >= {"q", "p"}][-1]
+    assert last_full.pass_name == "drop_implied"
+    assert [c.name for c in last_full.problem.constraints] == ["IC", "MONO_q", "IR"]
+    # typed facts, one per family
+    assert [f.key for f in red.facts.all(ICStructure)] == ["IC"]
+    assert red.facts.get(MonotoneFamily, "IC").name == "MONO_q"
+    assert red.facts.get(AdjacentIC, "IC").pairs == ((1, 2), (2, 1), (2, 3), (3, 2), (3, 4), (4, 3))
+    assert red.facts.get(ExtremeIR, "IR").extreme == 1
+    # invert: the chain walks the inverses backwards; the payment rule p1 = theta1 q1, p_k = p_{k-1} + theta_k dq
+    q = {(1,): 0.0, (2,): 0.2, (3,): 0.6, (4,): 1.0}
+    out = red.invert({"q": dict(q)})
+    theta = [0.25, 0.5, 0.75, 1.0]
+    p = [theta[0] * q[(1,)]]
+    for k in range(1, 4):
+        p.append(p[-1] + theta[k] * (q[(k + 1,)] - q[(k,)]))
+    assert [out["p"][(k,)] for k in range(1, 5)] == pytest.approx(p)
+    assert out == red.chain.invert({"q": dict(q)}, red.inverse)
+    assert isinstance(red.inverse[-1][0], EliminatePayments)
+
+
+def test_constraint_id_lives_in_the_ir():
+    from mechdsl.ir.ids import constraint_id
+    from mechdsl.verify import constraint_id as old
+
+    assert old is constraint_id
+
+
+def test_objective_linearity_is_decided_on_the_ir():
+    from mechdsl.evaluate import Evaluator
+    from mechdsl.passes.eliminate_payments import linear_coefficients
+
+    model = mechdsl.load(SCREENING, overrides={"K": 3, "prob": [0.2, 0.3, 0.5]})
+    inst = model.instance()
+    coefs = linear_coefficients(model.mech.problem.objective.expr, "p", Evaluator(inst))
+    assert coefs == pytest.approx({(1,): 0.2, (2,): 0.3, (3,): 0.5})
+    quad = SCREENING.read_text().replace("E[th](p[th] - q[th]^2 / 2)", "E[th](p[th] - p[th]^2 / 100 - q[th]^2 / 2)")
+    assert quad != SCREENING.read_text()
+    red = mechdsl.loads(quad, overrides={"K": 3}).reduce()
+    assert [a.pass_name for a in red.applied] == ["local_ic", "drop_implied"]
+    assert any("product" in r or "nonlinear" in r for r in dict(red.rejected)["eliminate_payments"])
+    wrong_sign = SCREENING.read_text().replace("E[th](p[th] - q[th]^2 / 2)", "E[th](-p[th] - q[th]^2 / 2)")
+    red = mechdsl.loads(wrong_sign, overrides={"K": 3}).reduce()
+    assert any("does not strictly prefer a smaller p[1]" in r for r in dict(red.rejected)["eliminate_payments"])
+
+
+def test_passes_import_neither_pyomo_nor_the_compilers():
+    import ast
+    from pathlib import Path
+
+    for path in (Path(mechdsl.__file__).parent / "passes").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert not any("pyomo" in n or "compilers" in n for n in names), (path.name, names)
