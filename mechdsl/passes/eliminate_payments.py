@@ -124,7 +124,7 @@ class EliminatePayments(Pass):
             j = sp.Symbol("j")
             step = sp.Eq(yb[t], yb[j] + sp.factor(sp.simplify((rest.xreplace({r: j}) - rest.xreplace({r: t})) / k_)))
             formula = (f"{first}   (extreme type e = {e}, IR binds)\n"
-                       f"{step}   for every other type t, j = t's neighbour toward {e} (IC[t->j] binds)")
+                       f"{step}   for every other type {t}, j = {t}'s neighbour toward {e} (IC[{t}->j] binds)")
             children: dict = {}
             for k, jj in parent.items():
                 children.setdefault(jj, []).append(k)
