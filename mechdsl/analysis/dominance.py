@@ -1,7 +1,8 @@
 """The dominance graph: which constraints imply which, and why.
 
 Nodes are the constraint instances of the ORIGINAL spec (``IC[3->1]``,
-``IR[2]``) plus those a reduction adds (``MONO_q[1,2]``); a conjunction of
+``IR[2]``) plus those a reduction adds (``MONO_q[1,2]``, and ``PAY_t[k]``, the
+definition of an eliminated transfer); a conjunction of
 premises is an ``And`` node.  Edges carry the rule and the pass that recorded
 them.  Rules are kept symbolically (a function from a constraint id to its
 premises), so a graph over a million IC instances costs nothing until it is
@@ -158,7 +159,7 @@ class DominanceGraph:
 
 
 _COLORS = {"ic": "#4c72b0", "ir": "#55a868", "budget": "#c44e52", "feasibility": "#8172b2",
-           "constraint": "#937860", "monotonicity": "#dd8452", "and": "#999999"}
+           "constraint": "#937860", "monotonicity": "#dd8452", "definition": "#64b5cd", "and": "#999999"}
 
 
 def _to_dot(g: nx.DiGraph) -> str:

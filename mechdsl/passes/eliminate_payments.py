@@ -30,7 +30,7 @@ from ..evaluate import canon, flat_key
 from ..ir import nodes as ir
 from ..ir.ids import pair_of, split_id
 from ..ir.sym import Expectation, IterProd, IterSum
-from .base import Acceptance, Pass
+from .base import Acceptance, Pass, memo
 from .facts import AdjacentIC, Applied, DerivedFamily, Elimination, ExtremeIR, Facts, Implied, MonotoneFamily
 
 __all__ = ["EliminatePayments", "Elimination", "linear_coefficients"]
@@ -271,11 +271,15 @@ def _objective_prefers_small_rents(problem: ir.Problem, inst, y: str, order, kap
 
     if problem.objective is None:
         return "no objective"
-    ev = Evaluator(inst)  # numbers only: params, sets and priors of the instance
-    try:
-        coefs = linear_coefficients(problem.objective.expr, y, ev)
-    except ValueError as exc:
-        return f"{exc}; the binding chain might not be optimal"
+    def coefficients():
+        try:
+            return linear_coefficients(problem.objective.expr, y, Evaluator(inst))  # numbers: the instance's data
+        except ValueError as exc:
+            return str(exc)
+
+    coefs = memo(inst, ("linear_coefficients", problem.objective.expr, y), coefficients)
+    if isinstance(coefs, str):
+        return f"{coefs}; the binding chain might not be optimal"
     sense = 1 if problem.objective.sense == "maximize" else -1
     for k in order:
         c = sense * coefs.get((k,), 0.0)
