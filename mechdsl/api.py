@@ -102,6 +102,7 @@ class Model:
         ``mpcc`` selects how implications, disjunctions and complementarity compile: "exact"
         (big-M MILP) or "relax" (NLP with eps); by default exact, or relax if a bound is missing.
         """
+        self.instance()
         red = self.reduce(passes) if reduce else None
         problem = red.problem if red is not None else self.mech.problem
         return self._compile_problem(problem, red, mpcc, mpcc_tol, gdp)
@@ -159,30 +160,43 @@ class Model:
         inst = self.instance()
         route_note = None
         if opts.solver in (None, "highs") and opts.mpcc != "relax":
-            from mechdsl.compilers.standard.build import NotLinear, build
+            from mechdsl.compilers.standard.build import NotLinear
 
             try:
-                built = None
-                lazy = {}
-                if lazy_ok and opts.ic != "full":
-                    from mechdsl.compilers.standard.build import Columns
-                    from .solving import lazy_candidates
-
-                    cols = _columns_for(problem, inst)
-                    lazy = lazy_candidates(problem, inst, cols, {v.name for v in problem.vars} | set(eliminated),
-                                           opts.ic)
-                restrict = {n: (lambda lf: ([a[lf.added] for a in lf.arrays], int(lf.added.sum())))(lf)
-                            for n, lf in lazy.items()}
-                try:
-                    built = build(problem, inst, eliminated=eliminated, restrict=restrict)
-                except EvalError as exc:
-                    raise _locate(self.module, exc) from None
+                built, lazy = self._build_form(problem, eliminated, opts.ic if lazy_ok else "full")
                 if built.form.problem_class in ("LP", "QP", "MILP"):
                     return self._solve_form(built, lazy, problem, eliminated, red, opts, t0)
                 route_note = f"a {built.form.problem_class} goes to the Pyomo route"
             except NotLinear as exc:
                 route_note = str(exc)
         return self._solve_pyomo(problem, red, opts, t0, route_note)
+
+    def compile_form(self, reduce: bool = True, passes: tuple | None = None, ic: str = "auto"):
+        """The backend-neutral compiled form of the main problem: ``(Built, lazy families)``.
+
+        Raises :class:`~mechdsl.compilers.standard.build.NotLinear` when the problem is not an LP/QP/MILP the
+        form can express (then :meth:`compile` builds the Pyomo model).
+        """
+        self.instance()
+        red = self.reduce(passes) if reduce else None
+        problem = red.problem if red is not None else self.mech.problem
+        return self._build_form(problem, dict(red.eliminated) if red is not None else {}, ic)
+
+    def _build_form(self, problem: ir.Problem, eliminated: dict, ic: str):
+        from mechdsl.compilers.standard.build import build
+        from .solving import lazy_candidates
+
+        inst = self.instance()
+        try:
+            lazy = {}
+            if ic != "full":
+                names = {v.name for v in problem.vars} | set(eliminated)
+                lazy = lazy_candidates(problem, inst, _columns_for(problem, inst), names, ic)
+            restrict = {n: ([a[lf.added] for a in lf.arrays], int(lf.added.sum())) for n, lf in lazy.items()}
+            built = build(problem, inst, eliminated=eliminated, restrict=restrict)
+        except EvalError as exc:
+            raise _locate(self.module, exc) from None
+        return built, lazy
 
     def _solve_form(self, built, lazy, problem, eliminated, red, opts, t0) -> "_Attempt":
         from mechdsl.compilers.standard.build import values_of
@@ -398,12 +412,15 @@ class Model:
             print("\r" + " " * (30 + len(label)) + "\r", end="", file=sys.stderr, flush=True)
         if not out.status.ok:
             raise SolveError(f"error: auxiliary problem {label} ({aux.span}) is {out.status.value} "
-                             f"[{_solver_label(solver)}: {out.message}]", status=out.status.value)
+                             f"[{_solver_label(solver)}: {out.message}]", status=out.status.value).with_result(
+                _failed_result(self, f"{out.status.value} (auxiliary problem {label})", out.message))
         values = cm.values()
         ver = verify(inst, aux.problem, values, tol=opts.tol, var_names=names, env=env)
         if not ver.ok:
             raise SolveError(f"error: the solution of auxiliary problem {label} violates its constraints by "
-                             f"{max(ver.max_violation, ver.max_regret, ver.max_ir_violation):.3g}", status="error")
+                             f"{max(ver.max_violation, ver.max_regret, ver.max_ir_violation):.3g}",
+                             status="error").with_result(
+                _failed_result(self, f"error (auxiliary problem {label} fails verification)", out.message))
         res = {"objective": out.objective}
         for v in aux.problem.vars:
             if v.domain is None:
@@ -492,7 +509,9 @@ def _duals(form, sol) -> dict:
             continue
         seg = slice(b.start, b.stop)
         yy, a, lo, hi = y[seg], act[seg], form.row_lo[seg], form.row_hi[seg]
-        binding = (np.abs(a - lo) <= scale * (1 + np.abs(lo))) | (np.abs(hi - a) <= scale * (1 + np.abs(hi)))
+        with np.errstate(invalid="ignore"):
+            binding = ((np.isfinite(lo) & (np.abs(a - lo) <= scale * (1 + np.abs(lo))))
+                       | (np.isfinite(hi) & (np.abs(hi - a) <= scale * (1 + np.abs(hi)))))
         eq = lo == hi
         val = np.where(eq, yy, np.abs(yy))
         name = b.name if not b.part else f"{b.name}_{b.part}"
@@ -500,6 +519,14 @@ def _duals(form, sol) -> dict:
         for i in np.flatnonzero(binding):
             fam[b.keys[int(i)]] = float(val[i])
     return {k: v for k, v in out.items() if v}
+
+
+def _failed_result(model: "Model", status: str, message: str) -> Result:
+    """The Result of a solve that stopped before the main problem (e.g. an auxiliary problem failed)."""
+    mech = model.mech
+    return Result(status=status, objective=None, problem_class="", solver="", variables={}, parameters={},
+                  verification=None, spec=model.path, message=message,
+                  objective_name=mech.problem.objective.name if mech.problem.objective else "objective")
 
 
 def _solver_label(solver: str) -> str:

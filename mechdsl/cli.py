@@ -15,8 +15,19 @@ import os
 import sys
 from pathlib import Path
 
-from . import api
 from .errors import MechError
+
+
+class _LazyModule:
+    """``mechdsl.api`` imported on first use, so `mechdsl --version` and `--help` need no SymPy or numpy."""
+
+    def __getattr__(self, name):
+        from . import api as module
+
+        return getattr(module, name)
+
+
+api = _LazyModule()
 
 
 def _common(p: argparse.ArgumentParser, data: bool = True):
@@ -45,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--explain", action="store_true",
                    help="show the reductions: rows per constraint kind before and after, and each rule applied")
     p.add_argument("--no-reduce", action="store_true", help="compile the full model (no reduction passes)")
+    p.add_argument("--ic", choices=["auto", "full", "lazy"], default="auto",
+                   help="IC rows: all (full), generated on demand (lazy), or lazy beyond 1e5 rows (auto)")
 
     p = sub.add_parser("graph", help="write the dominance graph (which constraints imply which, and why)")
     _common(p)
@@ -127,11 +140,26 @@ def cmd_check(args) -> int:
 
 def cmd_compile(args) -> int:
     from mechdsl.compilers.pyomo.solvers import choose_solver
+    from mechdsl.compilers.standard.build import NotLinear
 
     model = _load(args)
-    cm = model.compile(reduce=not args.no_reduce)
+    if args.emit:
+        _check_emit_format(args.emit[0])
     inst = model.instance()
-    solver = choose_solver(cm.problem_class, args.solver)
+    built = cm = None
+    if args.solver in (None, "highs"):
+        try:
+            built, lazy = model.compile_form(reduce=not args.no_reduce, ic=args.ic)
+            if built.form.problem_class not in ("LP", "QP", "MILP"):
+                built = None
+        except NotLinear:
+            built = None
+    if built is None:
+        cm = model.compile(reduce=not args.no_reduce)
+        summary = _summary_pyomo(model, cm)
+    else:
+        summary = _summary_form(model, built, lazy)
+    solver = choose_solver(summary["class"], args.solver)
     out = sys.stdout
     print(f"spec: {args.spec}", file=out)
     if inst.sets or inst.types:
@@ -140,47 +168,89 @@ def cmd_compile(args) -> int:
             print(f"  {name:<16} {len(elems)} element(s)", file=out)
         for name, (elems, _) in inst.types.items():
             print(f"  type {name:<11} {len(elems)} type(s)", file=out)
-    print(f"variables: {cm.num_vars}", file=out)
+    print(f"variables: {summary['num_vars']}", file=out)
     for v in model.mech.problem.vars:
         idx = "[" + ",".join(b.name for b in v.domain.binders) + "]" if v.domain else ""
-        if cm.problem.var(v.name) is not None:
-            print(f"  {v.name + idx:<16} {len(cm.var_keys[v.name]):>8}  {v.kind}", file=out)
+        if v.name in summary["vars"]:
+            print(f"  {v.name + idx:<16} {summary['vars'][v.name]:>8}  {v.kind}", file=out)
         else:
             print(f"  {v.name + idx:<16} {'-':>8}  eliminated (recovered from the others after the solve)", file=out)
     print("constraints:", file=out)
     by_kind: dict[str, int] = {}
-    for c in cm.problem.constraints:
-        by_kind[c.kind.value] = by_kind.get(c.kind.value, 0) + cm.con_counts.get(c.name, 0)
-        print(f"  {c.kind.value:<12} {c.name:<16} {cm.con_counts.get(c.name, 0):>8} row(s)", file=out)
-    if cm.linearized:
-        print(f"  {'(linearise)':<12} {'minmax_aux_def':<16} "
-              f"{len(getattr(cm.model, 'minmax_aux_def', []))} row(s) for {cm.linearized} min/max term(s)", file=out)
+    for name, kind, rows, note in summary["cons"]:
+        by_kind[kind] = by_kind.get(kind, 0) + rows
+        print(f"  {kind:<12} {name:<16} {rows:>8} row(s){note}", file=out)
+    for line in summary["extra"]:
+        print(f"  {line}", file=out)
     print("  per kind: " + ", ".join(f"{k} {n}" for k, n in by_kind.items()), file=out)
-    print(f"objective: {cm.sense} {model.mech.problem.objective.name if model.mech.problem.objective else '-'}",
+    print(f"objective: {summary['sense']} {model.mech.problem.objective.name if model.mech.problem.objective else '-'}",
           file=out)
-    print(f"problem class: {cm.problem_class}", file=out)
-    print(f"solver: {api._solver_label(solver)}", file=out)
+    print(f"problem class: {summary['class']}", file=out)
+    print(f"solver: {api._solver_label(solver)}" + (" (reads the compiled form directly)" if built is not None else
+                                                     " (through Pyomo)"), file=out)
     if args.explain:
-        print(render_reduction(model, cm), file=out)
+        print(render_reduction(model, summary["rows"]), file=out)
     if args.emit:
-        _emit(cm, *args.emit)
+        if cm is None:
+            from mechdsl.compilers.pyomo.from_form import to_pyomo
+
+            _emit_model(to_pyomo(built.form), summary["class"], *args.emit)
+        else:
+            _emit_model(cm.model, cm.problem_class, *args.emit)
         print(f"wrote {args.emit[0]} to {args.emit[1]}", file=out)
     return 0
 
 
-def _emit(cm, fmt: str, path: str):
+def _summary_form(model, built, lazy) -> dict:
+    form = built.form
+    rows: dict[str, int] = {}
+    kinds: dict[str, str] = {}
+    for b in form.rows:
+        rows[b.name] = rows.get(b.name, 0) + len(b.keys)
+        kinds[b.name] = b.kind
+    cons = []
+    for name, n in rows.items():
+        note = ""
+        if name in lazy:
+            lf = lazy[name]
+            note = f"  (of {lf.size}; IC by constraint generation: starts from the rows between neighbouring types)"
+        cons.append((name, kinds[name], n, note))
+    return {"class": form.problem_class, "sense": form.sense, "num_vars": form.n,
+            "vars": {b.name: len(b.keys) for b in form.columns}, "cons": cons, "rows": rows,
+            "extra": [f"built in {built.build_time:.3g} s: {form.m} rows, {form.n} columns, {form.A.nnz} nonzeros"
+                      + (f", {form.Q.nnz} Hessian nonzeros" if form.Q is not None else "")]}
+
+
+def _summary_pyomo(model, cm) -> dict:
+    cons = [(c.name, c.kind.value, cm.con_counts.get(c.name, 0), "") for c in cm.problem.constraints]
+    extra = []
+    if cm.linearized:
+        extra.append(f"{'(linearise)':<12} {'minmax_aux_def':<16} "
+                     f"{len(getattr(cm.model, 'minmax_aux_def', []))} row(s) for {cm.linearized} min/max term(s)")
+    return {"class": cm.problem_class, "sense": cm.sense, "num_vars": cm.num_vars,
+            "vars": {n: len(k) for n, k in cm.var_keys.items() if cm.problem.var(n) is not None},
+            "cons": cons, "rows": dict(cm.con_counts), "extra": extra}
+
+
+_EMIT_FORMATS = {"lp": "lp", "nl": "nl", "gms": "gams", "pyomo": None}
+
+
+def _check_emit_format(fmt: str):
+    if fmt.lower() not in _EMIT_FORMATS:
+        raise MechError(f"error: --emit: unknown format '{fmt}' (use lp, nl, gms or pyomo)")
+
+
+def _emit_model(model, problem_class: str, fmt: str, path: str):
     fmt = fmt.lower()
+    _check_emit_format(fmt)
     if fmt == "pyomo":
         with open(path, "w") as f:
-            cm.model.pprint(ostream=f)
+            model.pprint(ostream=f)
         return
-    formats = {"lp": "lp", "nl": "nl", "gms": "gams"}
-    if fmt not in formats:
-        raise MechError(f"error: --emit: unknown format '{fmt}' (use lp, nl, gms or pyomo)")
-    if fmt == "lp" and cm.problem_class not in ("LP", "MILP", "QP", "MIQP"):
-        raise MechError(f"error: --emit lp: a {cm.problem_class} cannot be written as LP; use nl or gms")
+    if fmt == "lp" and problem_class not in ("LP", "MILP", "QP", "MIQP"):
+        raise MechError(f"error: --emit lp: a {problem_class} cannot be written as LP; use nl or gms")
     try:
-        cm.model.write(path, format=formats[fmt], io_options={"symbolic_solver_labels": True})
+        model.write(path, format=_EMIT_FORMATS[fmt], io_options={"symbolic_solver_labels": True})
     except Exception as exc:
         raise MechError(f"error: --emit {fmt}: Pyomo could not write the model: {exc}") from None
 
@@ -223,7 +293,7 @@ def _stdout_to_stderr():
         os.close(saved)
 
 
-def render_reduction(model, cm) -> str:
+def render_reduction(model, rows_after: dict) -> str:
     """Rows per constraint kind before and after the reductions, each rule applied, and why others were not."""
     red = model.reduce()
     before: dict[str, int] = {}
@@ -231,8 +301,11 @@ def render_reduction(model, cm) -> str:
         if not f.derived:
             before[f.kind] = before.get(f.kind, 0) + f.count
     after: dict[str, int] = {}
-    for c in cm.problem.constraints:
-        after[c.kind.value] = after.get(c.kind.value, 0) + cm.con_counts.get(c.name, 0)
+    kind_of = {c.name: c.kind.value for c in red.problem.constraints}
+    kind_of.update({c.name: c.kind.value for c in model.mech.problem.constraints})
+    for name, n in rows_after.items():
+        k = kind_of.get(name, "constraint")
+        after[k] = after.get(k, 0) + n
     kinds = list(dict.fromkeys(list(before) + list(after)))
     lines = ["", "reductions (rows per constraint kind):", f"  {'kind':<14}{'before':>12}{'after':>12}"]
     for k in kinds:

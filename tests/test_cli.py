@@ -28,7 +28,8 @@ def test_solve_json_every_spec(capsys, spec):
     code, out, err = run_inproc(capsys, "solve", SPECS / spec, "--json")
     assert code == 0, err
     doc = json.loads(out)  # exactly one JSON object on stdout
-    assert set(doc) == {"status", "objective", "problem_class", "solver", "variables", "parameters", "verification"}
+    assert set(doc) == {"status", "objective", "problem_class", "solver", "variables", "parameters", "verification",
+                        "duals"}
     assert doc["status"] in ("optimal", "locally optimal")
     assert math.isfinite(doc["objective"])
     v = doc["verification"]
@@ -110,7 +111,7 @@ def test_emit_nl_is_readable_by_casadi(capsys, tmp_path):
     nl = casadi.NlpBuilder()
     nl.import_nl(str(plain))
     assert len(nl.x) == 5  # m[1..2], t[1..2] and the smoothing variable (pinned by its bounds)
-    assert len(nl.g) == 6  # IC 2 + IR 2 + Budget 2
+    assert len(nl.g) == 7  # IC 2 + the monotone allocation local_ic adds (MONO_m, 1) + IR 2 + Budget 2
     # Solve the written file on its own (CasADi's reader + IPOPT): same optimum as mechdsl's solve.
     x, g = casadi.vertcat(*nl.x), casadi.vertcat(*nl.g)
     solver = casadi.nlpsol("nl", "ipopt", {"x": x, "f": nl.f, "g": g}, {"ipopt.print_level": 0, "print_time": 0})
@@ -185,7 +186,8 @@ def test_strict_fails_when_verification_fails(tmp_path, capsys):
     spec.write_text("var x >= 0, init = 1;\nconstraint C: x^2 + x == 2 + sqrt(2);\nminimize x;\n")
     code, out, err = run_inproc(capsys, "solve", spec, "--tol", "0", "--json")
     doc = json.loads(out)
-    assert code == 0 and doc["verification"]["ok"] is False and doc["verification"]["max_violation"] > 0
+    # A failed verification is never a success: exit 1, with or without --strict.
+    assert code == 1 and doc["verification"]["ok"] is False and doc["verification"]["max_violation"] > 0
     code, out, err = run_inproc(capsys, "solve", spec, "--tol", "0", "--strict")
     assert code == 1 and "verification failed" in err
     code, out, err = run_inproc(capsys, "solve", spec, "--strict")

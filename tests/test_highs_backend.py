@@ -237,10 +237,7 @@ def test_closed_form_of_the_screening_qp():
     assert screening_closed_form(1000) == Fr(167167, 2000000)
 
 
-@pytest.mark.parametrize("K", [5, 40, 1000,
-                               pytest.param(3000, marks=pytest.mark.skipif(
-                                   not os.environ.get("MECHDSL_SLOW_TESTS"),
-                                   reason="~140 s in HiGHS's active-set QP; set MECHDSL_SLOW_TESTS=1"))])
+@pytest.mark.parametrize("K", [5, 40, 1000])  # K = 3000 end to end: tests/test_certified.py
 def test_screening_qp(K):
     sol = solve_highs(screening(K))
     assert sol.status == "optimal", sol.message

@@ -380,6 +380,12 @@ class HighsSession:
 
     def _solve(self) -> BackendSolution:
         ms = self._run(self.h)
+        if ms == "kSolveError" and self.is_qp and "qp_regularization_value" not in self.options:
+            # With the tiny default regularisation the active-set QP solver calls a Hessian that is singular on
+            # a free direction (e.g. transfers that enter the objective only linearly) "non-convex"; HiGHS's own
+            # regularisation handles it, at the cost of a larger (and reported) gap.
+            self.h.setOptionValue("qp_regularization_value", 1e-7)
+            ms = self._run(self.h)
         info = self.h.getInfo()
         iters = int(info.simplex_iteration_count + max(info.ipm_iteration_count, 0)
                     + max(info.qp_iteration_count, 0) + max(info.pdlp_iteration_count, 0))

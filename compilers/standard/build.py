@@ -577,7 +577,11 @@ def build(problem: ir.Problem, inst, env: dict | None = None, eliminated: dict |
         x0=np.concatenate(x0_parts) if x0_parts else np.zeros(0),
         columns=list(columns.blocks.values()), rows=blocks)
     if problem.objective is not None:
-        _objective(form, problem.objective, inst, columns, names, env, eliminated)
+        try:
+            _objective(form, problem.objective, inst, columns, names, env, eliminated)
+        except EvalError as exc:
+            msg = exc.message if exc.message.startswith("in the objective") else f"in the objective: {exc.message}"
+            raise EvalError(msg, exc.name, exc.span or problem.objective.span) from None
     return Built(form, families, time.perf_counter() - t0, columns)
 
 
