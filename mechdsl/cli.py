@@ -414,6 +414,10 @@ def render(res) -> str:
                  f"{'ok' if ver.ok else 'FAILED'}")
     lines.append(f"  max_regret={ver.max_regret:.3g}  max_ir_violation={ver.max_ir_violation:.3g}  "
                  f"max_violation={ver.max_violation:.3g}")
+    if ver.gap is not None:
+        lines.append(f"  optimality gap={ver.gap:.3g}  dual_bound={_fmt(ver.dual_bound)}")
+    if ver.uncertified:
+        lines.append(f"  {ver.uncertified}")
     for viol, cid, kind in ver.worst[:5]:
         lines.append(f"  violated: {cid} ({kind}) by {viol:.3g}")
     for note in res.notes:

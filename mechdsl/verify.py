@@ -23,6 +23,10 @@ from .ir import nodes as ir
 from .ir.ids import constraint_id  # re-exported: it used to live here
 
 
+#: Largest stationarity residual |c + Qx - A^T y - z| at which the dual bound still counts as a bound.
+DUAL_RESIDUAL_TOL = 1e-6
+
+
 @dataclass
 class Verification:
     max_regret: float = 0.0
@@ -37,6 +41,7 @@ class Verification:
     dual_bound: float | None = None  #: a proved bound on the optimum (LP/QP duality, MILP branch and bound)
     kkt: dict = field(default_factory=dict)  #: residuals measured in numpy on the model as solved
     gap_tol: float | None = None
+    uncertified: str | None = None  #: why an optimality certificate failed, when it did
 
     @property
     def feasible(self) -> bool:
@@ -52,6 +57,11 @@ class Verification:
         self.dual_bound, self.gap, self.gap_tol = cert.dual_bound, cert.gap, gap_tol
         if cert.gap is not None and not (cert.gap <= gap_tol):
             self.ok = False
+        # The dual bound is a bound only at a dual-feasible point: a stationarity residual voids the certificate.
+        if cert.gap is not None and not (cert.dual_residual <= DUAL_RESIDUAL_TOL):
+            self.ok = False
+            self.uncertified = (f"optimality is not certified: the dual residual {cert.dual_residual:.3g} exceeds "
+                                f"{DUAL_RESIDUAL_TOL:g}, so the dual bound is not a bound")
 
     def account(self, kind: ir.ConKind, violation: float):
         """Fold one violation into the figure of its constraint kind."""

@@ -98,6 +98,7 @@ __all__ = ["solve_highs", "HighsSession"]
 
 SOLVER = "HiGHS"
 QP_REGULARIZATION = 1e-12  #: default ``qp_regularization_value`` (HiGHS's own is 1e-7)
+QP_RETRY_SECONDS = 60.0    #: time allowed to the retry with HiGHS's own regularisation
 
 
 # --------------------------------------------------------------------------- output
@@ -384,7 +385,10 @@ class HighsSession:
             # With the tiny default regularisation the active-set QP solver calls a Hessian that is singular on
             # a free direction (e.g. transfers that enter the objective only linearly) "non-convex"; HiGHS's own
             # regularisation handles it, at the cost of a larger (and reported) gap.
+            # The active-set solver can also stall on such a model: bound the retry, and report what happens.
             self.h.setOptionValue("qp_regularization_value", 1e-7)
+            limit = QP_RETRY_SECONDS if self.time_limit is None else min(self.time_limit, QP_RETRY_SECONDS)
+            self.h.setOptionValue("time_limit", float(limit))
             ms = self._run(self.h)
         info = self.h.getInfo()
         iters = int(info.simplex_iteration_count + max(info.ipm_iteration_count, 0)
