@@ -157,8 +157,6 @@ class Model:
     def _attempt(self, problem: ir.Problem, eliminated: dict, red, opts: SolveOptions, t0: float,
                  lazy_ok: bool = True) -> "_Attempt":
         """Solve ``problem`` once: on the compiled form with HiGHS when it is an LP/QP/MILP, else through Pyomo."""
-        inst = self.instance()
-        route_note = None
         if opts.solver in (None, "highs") and opts.mpcc != "relax":
             from mechdsl.compilers.standard.build import NotLinear
 
@@ -166,10 +164,9 @@ class Model:
                 built, lazy = self._build_form(problem, eliminated, opts.ic if lazy_ok else "full")
                 if built.form.problem_class in ("LP", "QP", "MILP"):
                     return self._solve_form(built, lazy, problem, eliminated, red, opts, t0)
-                route_note = f"a {built.form.problem_class} goes to the Pyomo route"
-            except NotLinear as exc:
-                route_note = str(exc)
-        return self._solve_pyomo(problem, red, opts, t0, route_note)
+            except NotLinear:
+                pass  # not an LP/QP/MILP the compiled form expresses: the Pyomo compiler takes everything
+        return self._solve_pyomo(problem, red, opts, t0)
 
     def compile_form(self, reduce: bool = True, passes: tuple | None = None, ic: str = "auto"):
         """The backend-neutral compiled form of the main problem: ``(Built, lazy families)``.
@@ -229,7 +226,7 @@ class Model:
             att.duals = _duals(form, sol)
         return att
 
-    def _solve_pyomo(self, problem, red, opts, t0, route_note) -> "_Attempt":
+    def _solve_pyomo(self, problem, red, opts, t0) -> "_Attempt":
         from mechdsl.compilers.pyomo.solvers import choose_solver
 
         cm = self._compile_problem(problem, red, opts.mpcc, opts.mpcc_tol, opts.gdp)

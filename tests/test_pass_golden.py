@@ -19,25 +19,14 @@ import pytest
 import mechdsl
 from mechdsl.ir.printer import print_problem
 from mechdsl.passes import PASSES, Elimination, Facts
+from test_passes import TWO_TYPES as TWO_TYPES_TEMPLATE
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 
 SCREENING3 = (SPECS / "screening.mech", {"K": 3})
 
-TWO_TYPES = """
-param theta[k in 1..2] > 0 = [1, 2];
-param prob[k in 1..2] >= 0, <= 1 = [0.5, 0.5];
-param w[k in 1..2] > 0 = [1, 4];
-type th in 1..2 ~ prob;
-var q[k in 1..2] >= 0, init = 1;
-var t[k in 1..2];
-def S(x) = 2 * sqrt(x);
-utility U(k, r) = t[r] - theta[k] * q[r];
-ic IC[k in 1..2, r in 1..2: k != r]: U(k, k) >= U(k, r);
-ir IR[k in 1..2]: U(k, k) >= 0;
-maximize Profit: E[th](w[th] * S(q[th]) - t[th]);
-"""
+TWO_TYPES = TWO_TYPES_TEMPLATE.format(w1=1, w2=4)  # the spec of the two-type regression
 
 
 def _model(which):

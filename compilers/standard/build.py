@@ -65,7 +65,7 @@ def _is_var(e, names) -> bool:
 def decompose(expr, names: set[str], max_degree: int = 1) -> list[Term]:
     """``expr`` as a sum of :class:`Term`; raises :class:`NotLinear` beyond ``max_degree``."""
     if not isinstance(expr, sp.Basic):
-        return [Term(sp.sympify(expr) if isinstance(expr, (int, float)) else expr, ())]
+        return [Term(sp.Float(expr) if isinstance(expr, float) else sp.Integer(expr), ())]
     return _decomp(expr, names, max_degree)
 
 
@@ -207,7 +207,7 @@ class _Vec:
         self.vev = Evaluator(inst, VecTarget(inst))
         self.sev = Evaluator(inst)
 
-    def eval(self, expr, env: dict, size: int) -> np.ndarray:
+    def floats(self, expr, env: dict, size: int) -> np.ndarray:
         try:
             with np.errstate(all="ignore"):
                 v = self.vev.value(expr, env)
@@ -282,94 +282,17 @@ def _expand(env: dict, size: int, binders: tuple, cols: list[np.ndarray]):
 
 
 # ----------------------------------------------------------------- one family
-class FamilyRows:
-    """The rows of one constraint family (one relation of its body), buildable for any index subset."""
+class _TermEvaluator:
+    """Evaluates decomposed :class:`Term` s over arrays of index bindings (constraint families, the objective)."""
 
-    def __init__(self, c: ir.ConstraintDef, rel: ir.Rel, part: str, inst, columns: Columns, names: set[str],
-                 premise=None):
-        self.c, self.rel, self.part = c, rel, part
+    def __init__(self, inst, columns: Columns, names: set[str]):
         self.inst, self.columns, self.names = inst, columns, names
-        self.premise = premise
-        self.binders = c.domain.binders if c.domain else ()
-        try:
-            self.terms = decompose(sp.Add(rel.lhs, -rel.rhs), names, 1)
-        except NotLinear as exc:
-            raise NotLinear(f"constraint {c.name}: {exc}") from None
         self.vec = _Vec(inst)
 
-    # ------------------------------------------------------------ index set
-    def index_arrays(self, env: dict | None = None) -> tuple[list[np.ndarray], int]:
-        """Every binding of the family's domain: one array per binder (in binder order), and the count."""
-        c = self.c
-        if c.domain is None:
-            return [], 1
-        env = dict(env or {})
-        binders = c.domain.binders
-        independent = all(not (node.free_symbols & set(binders)) for _, node in c.domain.items)
-        if independent:
-            cols_env, size = dict(env), 1
-            for bs, node in c.domain.items:
-                elems = self.vec.sev.set_elements(node, env)
-                cols = _elements_arrays(elems, len(bs))
-                cols_env, _, size = _expand(cols_env, size, tuple(bs), cols)
-            arrays = [cols_env[b] if isinstance(cols_env[b], np.ndarray) else np.full(size, cols_env[b])
-                      for b in binders]
-            if c.domain.cond is not None:
-                mask = self.vec.truth(c.domain.cond, cols_env, size)
-                arrays = [a[mask] for a in arrays]
-                size = int(mask.sum())
-        else:
-            keys = self.vec.sev.domain_keys(c.domain, env)
-            size = len(keys)
-            arrays = _elements_arrays(keys, len(binders)) if keys else [np.zeros(0, dtype=np.int64)] * len(binders)
-        if self.premise is not None and size:
-            local = dict(env)
-            local.update(zip(binders, arrays))
-            mask = self.vec.truth(self.premise, local, size)
-            arrays = [a[mask] for a in arrays]
-            size = int(mask.sum())
-        return arrays, size
+    def _coef(self, t: Term, env: dict, size: int) -> np.ndarray:
+        """The term's coefficient at each binding, times the probability weight of its expectations."""
+        return self.vec.floats(t.coef, env, size) * env.get("__w__", 1.0)
 
-    # ------------------------------------------------------------ rows
-    def rows(self, arrays: list[np.ndarray], size: int, env: dict | None = None):
-        """(A (size x n, csr), lo, hi) of the rows at the given bindings."""
-        local = dict(env or {})
-        local.update(zip(self.binders, arrays))
-        r_idx, c_idx, vals = [], [], []
-        const = np.zeros(size)
-        for t in self.terms:
-            tenv, rows, tsize = self._loops(t.loops, local, size)
-            if tsize == 0:
-                continue
-            coef = self.vec.eval(t.coef, tenv, tsize) * tenv.get("__w__", 1.0)
-            if not t.vars:
-                const += np.bincount(rows, weights=coef, minlength=size)
-                continue
-            cols = self._cols(t.vars[0], tenv, tsize)
-            r_idx.append(rows)
-            c_idx.append(cols)
-            vals.append(coef)
-        n = self.columns.n
-        if r_idx:
-            rr, cc, vv = np.concatenate(r_idx), np.concatenate(c_idx), np.concatenate(vals)
-            keep = vv != 0
-            A = sps.csr_matrix((vv[keep], (rr[keep], cc[keep])), shape=(size, n))
-            A.sum_duplicates()
-        else:
-            A = sps.csr_matrix((size, n))
-        if not np.all(np.isfinite(const)) or (A.nnz and not np.all(np.isfinite(A.data))):
-            bad = int(np.argmax(~np.isfinite(const))) if not np.all(np.isfinite(const)) else 0
-            raise EvalError(f"in constraint {self.c.name}{_key_text(arrays, bad)}: a coefficient is not a finite "
-                            "number (a division by zero, or log/sqrt outside its domain)", span=self.c.span)
-        op = self.rel.op
-        inf = np.full(size, np.inf)
-        if op == ">=":
-            lo, hi = -const, inf
-        elif op == "<=":
-            lo, hi = -inf, -const
-        else:
-            lo, hi = -const, -const
-        return A, lo, hi
 
     def _cols(self, v, env, size):
         if isinstance(v, sp.Symbol):
@@ -438,6 +361,95 @@ class FamilyRows:
                     size = size * L
                 env = new
         return env, rows, size
+
+
+class FamilyRows(_TermEvaluator):
+    """The rows of one constraint family (one relation of its body), buildable for any index subset."""
+
+    def __init__(self, c: ir.ConstraintDef, rel: ir.Rel, part: str, inst, columns: Columns, names: set[str],
+                 premise=None):
+        super().__init__(inst, columns, names)
+        self.c, self.rel, self.part = c, rel, part
+        self.premise = premise
+        self.binders = c.domain.binders if c.domain else ()
+        try:
+            self.terms = decompose(sp.Add(rel.lhs, -rel.rhs), names, 1)
+        except NotLinear as exc:
+            raise NotLinear(f"constraint {c.name}: {exc}") from None
+
+    # ------------------------------------------------------------ index set
+    def index_arrays(self, env: dict | None = None) -> tuple[list[np.ndarray], int]:
+        """Every binding of the family's domain: one array per binder (in binder order), and the count."""
+        c = self.c
+        if c.domain is None:
+            return [], 1
+        env = dict(env or {})
+        binders = c.domain.binders
+        independent = all(not (node.free_symbols & set(binders)) for _, node in c.domain.items)
+        if independent:
+            cols_env, size = dict(env), 1
+            for bs, node in c.domain.items:
+                elems = self.vec.sev.set_elements(node, env)
+                cols = _elements_arrays(elems, len(bs))
+                cols_env, _, size = _expand(cols_env, size, tuple(bs), cols)
+            arrays = [cols_env[b] if isinstance(cols_env[b], np.ndarray) else np.full(size, cols_env[b])
+                      for b in binders]
+            if c.domain.cond is not None:
+                mask = self.vec.truth(c.domain.cond, cols_env, size)
+                arrays = [a[mask] for a in arrays]
+                size = int(mask.sum())
+        else:
+            keys = self.vec.sev.domain_keys(c.domain, env)
+            size = len(keys)
+            arrays = _elements_arrays(keys, len(binders)) if keys else [np.zeros(0, dtype=np.int64)] * len(binders)
+        if self.premise is not None and size:
+            local = dict(env)
+            local.update(zip(binders, arrays))
+            mask = self.vec.truth(self.premise, local, size)
+            arrays = [a[mask] for a in arrays]
+            size = int(mask.sum())
+        return arrays, size
+
+    # ------------------------------------------------------------ rows
+    def rows(self, arrays: list[np.ndarray], size: int, env: dict | None = None):
+        """(A (size x n, csr), lo, hi) of the rows at the given bindings."""
+        local = dict(env or {})
+        local.update(zip(self.binders, arrays))
+        r_idx, c_idx, vals = [], [], []
+        const = np.zeros(size)
+        for t in self.terms:
+            tenv, rows, tsize = self._loops(t.loops, local, size)
+            if tsize == 0:
+                continue
+            coef = self._coef(t, tenv, tsize)
+            if not t.vars:
+                const += np.bincount(rows, weights=coef, minlength=size)
+                continue
+            cols = self._cols(t.vars[0], tenv, tsize)
+            r_idx.append(rows)
+            c_idx.append(cols)
+            vals.append(coef)
+        n = self.columns.n
+        if r_idx:
+            rr, cc, vv = np.concatenate(r_idx), np.concatenate(c_idx), np.concatenate(vals)
+            keep = vv != 0
+            A = sps.csr_matrix((vv[keep], (rr[keep], cc[keep])), shape=(size, n))
+            A.sum_duplicates()
+        else:
+            A = sps.csr_matrix((size, n))
+        if not np.all(np.isfinite(const)) or (A.nnz and not np.all(np.isfinite(A.data))):
+            bad = int(np.argmax(~np.isfinite(const))) if not np.all(np.isfinite(const)) else 0
+            raise EvalError(f"in constraint {self.c.name}{_key_text(arrays, bad)}: a coefficient is not a finite "
+                            "number (a division by zero, or log/sqrt outside its domain)", span=self.c.span)
+        op = self.rel.op
+        inf = np.full(size, np.inf)
+        if op == ">=":
+            lo, hi = -const, inf
+        elif op == "<=":
+            lo, hi = -inf, -const
+        else:
+            lo, hi = -const, -const
+        return A, lo, hi
 
     # ------------------------------------------------------------ separation
     def slack(self, x: np.ndarray, arrays, size, chunk: int = 200_000) -> np.ndarray:
@@ -527,8 +539,8 @@ def build(problem: ir.Problem, inst, env: dict | None = None, eliminated: dict |
         local = dict(env)
         if v.domain is not None:
             local.update(zip(v.domain.binders, arrays))
-        lb = vec.eval(v.lb, local, size) if v.lb is not None else np.full(size, -np.inf)
-        ub = vec.eval(v.ub, local, size) if v.ub is not None else np.full(size, np.inf)
+        lb = vec.floats(v.lb, local, size) if v.lb is not None else np.full(size, -np.inf)
+        ub = vec.floats(v.ub, local, size) if v.ub is not None else np.full(size, np.inf)
         if v.kind == "nonnegative":
             lb = np.maximum(lb, 0)
         if v.kind == "binary":
@@ -540,7 +552,7 @@ def build(problem: ir.Problem, inst, env: dict | None = None, eliminated: dict |
             i = int(np.argmax(lb > ub + 1e-12))
             raise SolveError(f"{v.span}: var {v.name}{_key_text(arrays, i)} has lower bound {lb[i]:g} above its "
                              f"upper bound {ub[i]:g}; the model is infeasible", status="infeasible")
-        x0 = vec.eval(v.init, local, size) if v.init is not None else np.zeros(size)
+        x0 = vec.floats(v.init, local, size) if v.init is not None else np.zeros(size)
         lo_parts.append(lb), hi_parts.append(ub), x0_parts.append(np.clip(x0, lb, ub))
         int_parts.append(np.full(size, v.kind in ("binary", "integer")))
     n = columns.n
@@ -608,7 +620,7 @@ def _objective(form: StandardForm, o: ir.ObjectiveDef, inst, columns: Columns, n
     except NotLinear as exc:
         raise NotLinear(f"the objective: {exc}") from None
     n = columns.n
-    fam = _ObjectiveRows(inst, columns, names)
+    fam = _TermEvaluator(inst, columns, names)
     c = np.zeros(n + sum(len(el.order) for el in eliminated.values()))
     # Eliminated transfers get temporary columns after the real ones.
     elim_cols, start = {}, n
@@ -621,7 +633,7 @@ def _objective(form: StandardForm, o: ir.ObjectiveDef, inst, columns: Columns, n
         tenv, rows, tsize = fam._loops(t.loops, dict(env), 1)
         if tsize == 0:
             continue
-        coef = fam.vec.eval(t.coef, tenv, tsize) * tenv.get("__w__", 1.0)
+        coef = fam._coef(t, tenv, tsize)
         if not np.all(np.isfinite(coef)):
             raise EvalError("in the objective: a coefficient is not a finite number", span=o.span)
         if not t.vars:
@@ -661,13 +673,7 @@ def _obj_cols(fam, v, env, size, eliminated, elim_cols):
     return fam._cols(v, env, size)
 
 
-class _ObjectiveRows(FamilyRows):
-    def __init__(self, inst, columns, names):  # noqa: D401 - a family with one row and no relation
-        self.inst, self.columns, self.names = inst, columns, names
-        self.vec = _Vec(inst)
-
-
-def _substitute(c: np.ndarray, c_y: dict, el, fam: _ObjectiveRows, env) -> float:
+def _substitute(c: np.ndarray, c_y: dict, el, fam: _TermEvaluator, env) -> float:
     """Add sum_k c_y[k] y[k] with y given by the payment rule, summed by parts (O(K) terms); returns a constant.
 
     y[e] = (R - rest(e, e)) / kappa and y[k] = y[j(k)] + d[k] with d[k] = (rest(k, j) - rest(k, k)) / kappa,
@@ -686,7 +692,7 @@ def _substitute(c: np.ndarray, c_y: dict, el, fam: _ObjectiveRows, env) -> float
             tenv, _, tsize = fam._loops(t.loops, dict(local), 1)
             if tsize == 0:
                 continue
-            coef = fam.vec.eval(t.coef, tenv, tsize) * tenv.get("__w__", 1.0) * weight
+            coef = fam._coef(t, tenv, tsize) * weight
             if not t.vars:
                 const += float(coef.sum())
             else:
