@@ -448,12 +448,100 @@ def p5(quick: bool):
           ["builder", "median s", "runs", "size", "/scipy"], rows, notes)
 
 
+# ------------------------------------------------------------------------------------------ P4
+CML_MULTI = ROOT / "specs" / "cml_multi_type.mech"
+CML_TWO = ROOT / "specs" / "cml_two_type.mech"
+DIRECT_CML = HERE / "direct_cml.py"
+
+
+def p4_cases():
+    """(label, spec, data file or None, direct-script argv, direct solve(...) arguments)."""
+    import direct_cml as d
+
+    out = []
+    for k in (1, 2, 3):
+        out.append((f"cml_multi_type scenario {k}", CML_MULTI, ROOT / "specs" / "data" / f"cml_scenario{k}.toml",
+                    ["multi", str(k)], (d.SCENARIOS[k], [0.2] * 5)))
+    out.append(("cml_two_type", CML_TWO, None, ["two"], ([0.02, 0.01], [0.5, 0.5])))
+    return out
+
+
+def mech_cml(spec, data):
+    """In process: load, bind (the auxiliary problems run here), solve, verify -> (wall, breakdown)."""
+    import mechdsl
+
+    def run():
+        t0 = time.perf_counter()
+        m = mechdsl.load(spec, data=data, progress=False)
+        m.check()
+        t1 = time.perf_counter()
+        m.instance()
+        t2 = time.perf_counter()
+        res = m.solve()
+        t3 = time.perf_counter()
+        c, sv, v = timings(res)
+        return t3 - t0, {"load": t1 - t0, "aux": t2 - t1, "compile": c, "solve": sv, "verify": v,
+                         "objective": res.objective, "ok": res.verification.ok, "notes": res.notes}
+    return run
+
+
+def direct_cml_inproc(args):
+    import direct_cml as d
+
+    def run():
+        t0 = time.perf_counter()
+        out = d.solve(*args)
+        sec = time.perf_counter() - t0
+        return sec, {"aux": out["times"]["aux"], "compile": out["times"]["build"], "solve": out["times"]["solve"],
+                     "objective": out["objective"]}
+    return run
+
+
+def p4(quick: bool):
+    sys.path.insert(0, str(HERE))
+    reps = 3 if quick else 5
+    rows, notes = [], []
+    for label, spec, data, argv, args in p4_cases():
+        mech_cmd = [MECHDSL, "solve", str(spec), "--json"] + (["--data", str(data)] if data else [])
+        cases = {"mech": mech_cml(spec, data), "direct": direct_cml_inproc(args),
+                 "mech_proc": process(mech_cmd), "direct_proc": process([PY, str(DIRECT_CML)] + argv)}
+        mech_cml(spec, data)()          # warm-up: imports, SymPy caches (both sides run in this process)
+        direct_cml_inproc(args)()
+        r = interleaved(cases, {"mech": reps, "direct": reps, "mech_proc": max(3, reps - 2),
+                                "direct_proc": max(3, reps - 2)})
+        m, d = r["mech"][2][-1], r["direct"][2][-1]
+        obj_p = json.loads(r["mech_proc"][2][-1])["objective"]
+        obj_dp = float(r["direct_proc"][2][-1].strip().splitlines()[-1])
+        diff = abs(m["objective"] - d["objective"])
+        rows.append([label, "mechdsl (in process)", s(r["mech"][0]), r["mech"][1], s(m["load"]), s(m["aux"]),
+                     s(m["compile"]),
+                     s(m["solve"]), s(m["verify"]), f"{m['objective']:.12f}", f"{diff:.1e}",
+                     ratio(r["mech"][0], r["direct"][0])])
+        rows.append(["", "direct CasADi MX (in process)", s(r["direct"][0]), r["direct"][1], "-", s(d["aux"]),
+                     s(d["compile"]) + " (build)", s(d["solve"]), "-", f"{d['objective']:.12f}", "-", "1.00x"])
+        rows.append(["", "mechdsl solve --json (process)", s(r["mech_proc"][0]), r["mech_proc"][1], "", "", "", "", "",
+                     f"{obj_p:.12f}", f"{abs(obj_p - obj_dp):.1e}", ratio(r["mech_proc"][0], r["direct_proc"][0])])
+        rows.append(["", "direct_cml.py (process)", s(r["direct_proc"][0]), r["direct_proc"][1], "", "", "", "", "",
+                     f"{obj_dp:.12f}", "-", "1.00x"])
+        cont = [n for n in m["notes"] if "continuation" in n or "kept exact" in n]
+        notes.append(f"{label}: verification ok = {m['ok']}; {cont[0] if cont else 'no min/max note'}")
+    notes.append("mechdsl in process: parse + check + lower (SymPy), bind the data (the auxiliary problems are "
+                 "solved here), then solve (compile / solve / verify = Result.timings); direct: "
+                 "benchmarks/direct_cml.py solve() (aux, build = outcome matrix + MX graph + nlpsol, solve = IPOPT)")
+    notes.append("|obj-direct|: against the direct script's objective in the same run (the issue asks for 1e-8)")
+    table("P4  paper 004 NLPs, mechdsl / the same model written directly in CasADi MX + IPOPT "
+          "(median, 'runs' interleaved; whole processes include start-up)",
+          ["spec", "run", "wall s", "runs", "parse+check s", "bind+aux s", "compile s", "solve s", "verify s",
+           "objective",
+           "|obj-direct|", "ratio"], rows, notes)
+
+
 # ------------------------------------------------------------------------------------------ main
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes and fewer repetitions")
     ap.add_argument("--with-g61", action="store_true", help="P3: also G = 61 with ic=lazy (many minutes)")
-    ap.add_argument("--only", nargs="+", choices=["P1", "P2", "P3", "P5"], help="run only these benchmarks")
+    ap.add_argument("--only", nargs="+", choices=["P1", "P2", "P3", "P4", "P5"], help="run only these benchmarks")
     args = ap.parse_args()
     logging.getLogger("pyomo").setLevel(logging.ERROR)
     try:
@@ -471,7 +559,7 @@ def main():
           f"pyomo {version('pyomo')}; load average at start {os.getloadavg()[0]:.2f} "
           "(shared machine: read the ratios, not the absolute times)")
     t0 = time.perf_counter()
-    for name, fn in (("P1", p1), ("P2", p2), ("P3", p3), ("P5", p5)):
+    for name, fn in (("P1", p1), ("P2", p2), ("P3", p3), ("P4", p4), ("P5", p5)):
         if args.only and name not in args.only:
             continue
         t = time.perf_counter()

@@ -18,7 +18,7 @@ import sympy as sp
 
 import numpy as np
 
-from .evaluate import EvalError, Evaluator, ValuesTarget, VecTarget, VectorUnsupported
+from .evaluate import EvalError, Evaluator, ValuesTarget, VecTarget, VectorUnsupported, canon, flat_key
 from .ir import nodes as ir
 from .ir.ids import constraint_id  # re-exported: it used to live here
 
@@ -83,7 +83,7 @@ class Verification:
 def verify(inst, problem: ir.Problem, values: dict, tol: float = 1e-6, bind_tol: float | None = None,
            var_names: set[str] | None = None, env: dict | None = None) -> Verification:
     """Evaluate every original constraint of ``problem`` at ``values``."""
-    ev = Evaluator(inst, ValuesTarget(values))
+    ev = _PopulationEvaluator(inst, ValuesTarget(values), values)
     if var_names is not None:
         ev._var_names = var_names
     if bind_tol is None:
@@ -147,6 +147,88 @@ def verify(inst, problem: ir.Problem, values: dict, tol: float = 1e-6, bind_tol:
     res.worst = worst[:10]
     res.ok = max(res.max_regret, res.max_ir_violation, res.max_violation) <= tol
     return res
+
+
+class _PopulationEvaluator(Evaluator):
+    """Numbers, with each expectation over a population evaluated for all its outcomes at once in numpy.
+
+    The body of ``E[n | cond](body)`` is evaluated once with the population's counts bound to numpy columns
+    (one entry per outcome satisfying ``cond``, which is decided outcome by outcome in plain floats) by a
+    :class:`VecTarget` evaluator, and averaged with the outcome probabilities; the values are those of the
+    scalar loop (the same IR, the same floating-point operations per outcome).  A body the vector target
+    does not take falls back to the scalar loop.
+    """
+
+    def __init__(self, inst, target, values):
+        super().__init__(inst, target)
+        self._vec = _CountsVecEvaluator(inst, VecTarget(inst, values))
+
+    def _expect(self, e):
+        body, label, cond = e.args
+        scalar = super()._expect(e)
+        pops = getattr(self.inst, "populations", {})
+        if label.name not in pops:
+            return scalar
+        keys, outcomes = pops[label.name]
+        counts = np.array([[o[0][k] for k in keys] for o in outcomes], dtype=float).reshape(len(outcomes), len(keys))
+        probs = np.array([o[1] for o in outcomes], dtype=float)
+        cond = None if cond is sp.true else cond
+        fc = self.compile(cond) if cond is not None else None
+        self._vec._var_names = self._var_names
+        fb = self._vec.compile(body)
+
+        def run(env, pol):
+            env2 = dict(env)
+            if fc is None:
+                sel = np.arange(len(outcomes))
+            else:
+                env2[label] = {k: counts[:, i] for i, k in enumerate(keys)}
+                try:  # all outcomes at once (numpy comparisons); anything else: outcome by outcome
+                    vec = fc(env2, 0)
+                except (TypeError, ValueError, KeyError, EvalError):
+                    vec = None
+                ok = vec if isinstance(vec, np.ndarray) and vec.dtype == bool and vec.shape == (len(outcomes),) else []
+            if fc is not None and isinstance(ok, np.ndarray):
+                sel = np.flatnonzero(ok)
+            elif fc is not None:
+                for j, (value, _) in enumerate(outcomes):
+                    env2[label] = value
+                    ok.append(bool(fc(env2, 0)))
+                sel = np.flatnonzero(ok)
+            w = probs[sel]
+            total = float(w.sum())
+            if total <= 0:
+                return scalar(env, pol)  # the scalar loop reports the error
+            env2[label] = {k: counts[sel, i] for i, k in enumerate(keys)}
+            try:
+                with np.errstate(all="ignore"):
+                    v = np.broadcast_to(np.asarray(fb(env2, 0), dtype=float), sel.shape)
+            except (VectorUnsupported, TypeError, ValueError, EvalError, IndexError):
+                return scalar(env, pol)
+            return math.fsum((w / total) * v)
+        return run
+
+
+class _CountsVecEvaluator(Evaluator):
+    """The vector evaluator, with a population's counts (bound by :class:`_PopulationEvaluator`) as arrays."""
+
+    def _indexed(self, e):
+        base = super()._indexed(e)
+        label = e.base.label
+        idx = [self.compile(a) for a in e.indices]
+
+        def lookup(env, pol):
+            counts = env.get(label)
+            if isinstance(counts, dict):
+                key = tuple(f(env, 0) for f in idx)
+                if any(isinstance(k, np.ndarray) for k in key):
+                    raise VectorUnsupported("population counts with vectorised indices")
+                try:
+                    return counts[flat_key(tuple(canon(k) for k in key))]
+                except KeyError:
+                    raise EvalError(f"{label}[{','.join(map(str, key))}] is outside the population's index set") from None
+            return base(env, pol)
+        return lookup
 
 
 #: Families with fewer instances than this are checked one by one (no numpy set-up cost).

@@ -11,7 +11,8 @@ fails for a new module until it is placed here):
     data      mechdsl.data, mechdsl.instance, mechdsl.evaluate (binding data, evaluating the IR)
     passes    mechdsl.passes, mechdsl.analysis (the reduction passes and their dominance graph)
     form      mechdsl.compilers.standard (the compiled form), mechdsl.compilers (package init)
-    backends  mechdsl.compilers.highs, mechdsl.compilers.pyomo, mechdsl.compilers.backends
+    backends  mechdsl.compilers.highs, mechdsl.compilers.pyomo, mechdsl.compilers.casadi (NLPs straight
+              from the IR to CasADi MX), mechdsl.compilers.backends
     solve     mechdsl.solving (solve strategies over the form: one solve, IC by constraint
               generation, separation)
     verify    mechdsl.verify
@@ -60,7 +61,8 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("data", ("mechdsl.data", "mechdsl.instance", "mechdsl.evaluate")),
     ("passes", ("mechdsl.passes", "mechdsl.analysis")),
     ("form", ("mechdsl.compilers.standard",)),
-    ("backends", ("mechdsl.compilers.highs", "mechdsl.compilers.pyomo", "mechdsl.compilers.backends")),
+    ("backends", ("mechdsl.compilers.highs", "mechdsl.compilers.pyomo", "mechdsl.compilers.casadi",
+                  "mechdsl.compilers.backends")),
     ("solve", ("mechdsl.solving",)),
     ("verify", ("mechdsl.verify",)),
     ("front", ("mechdsl.result", "mechdsl.api", "mechdsl.cli")),
@@ -78,6 +80,8 @@ THIRD_PARTY_FROM = {"pyomo": "backends", "casadi": "backends", "highspy": "backe
 SIBLING_RULES = {
     "mechdsl.compilers.highs": ("mechdsl.compilers.pyomo", "pyomo", "casadi"),
     "mechdsl.compilers.pyomo": ("mechdsl.compilers.highs", "highspy"),
+    # The CasADi NLP backend compiles the IR itself: no Pyomo, no HiGHS.
+    "mechdsl.compilers.casadi": ("mechdsl.compilers.pyomo", "mechdsl.compilers.highs", "pyomo", "highspy"),
 }
 
 
