@@ -17,6 +17,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from . import data as data_mod
+from . import runstate
 from .errors import MechError, SolveError, VerificationError
 from .evaluate import EvalError
 from .instance import Instance
@@ -24,6 +25,7 @@ from .ir import nodes as ir
 from .ir.lower import lower
 from .result import Result
 from .semantics.check import SymbolTable, check
+from .size import DEFAULT_MAX_ROWS, guard as size_guard
 from .syntax import ast, parse, parse_file
 from .verify import verify
 
@@ -48,6 +50,7 @@ class SolveOptions:
     eps_schedule: tuple = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8)  #: relax mode, warm-started in turn
     ic: str = "auto"                #: "full" | "lazy" | "auto": IC rows by constraint generation (auto: > 1e5 rows)
     gap_tol: float = 1e-7           #: relative optimality gap accepted as certified optimal
+    max_rows: int | None = DEFAULT_MAX_ROWS  #: refuse a build estimated beyond this many rows (None/0: no limit)
 
 
 class Model:
@@ -62,8 +65,15 @@ class Model:
         self._instance: Instance | None = None
         self.progress = sys.stderr.isatty() if progress is None else progress
         self._aux_opts = SolveOptions()
+        self.max_rows: int | None = DEFAULT_MAX_ROWS  #: the size guard's limit (``--max-rows``)
 
     # -------------------------------------------------------------- stages
+    def guard(self, problem: ir.Problem | None = None):
+        """Refuse (SizeLimitError, exit 2) a problem estimated beyond ``self.max_rows`` rows; returns the estimate."""
+        inst = self.instance()
+        return size_guard(problem if problem is not None else self.mech.problem, inst, self.max_rows,
+                          {self.module.span.file: self.module.source})
+
     def check(self) -> "Model":
         """Run the semantic checks; raise :class:`MechSemanticError` with every problem found."""
         if self.mech is None:
@@ -111,6 +121,8 @@ class Model:
         from mechdsl.compilers.pyomo.model import MPCCOptions, UnsupportedError, compile_problem
 
         inst = self.instance()
+        self.guard(problem)
+        runstate.checkpoint("building the Pyomo model")
 
         def build(mode):
             return compile_problem(problem, inst, name=Path(self.path).stem,
@@ -138,8 +150,17 @@ class Model:
         if opts.ic not in ("auto", "full", "lazy"):
             raise MechError(f"error: ic must be auto, full or lazy, not '{opts.ic}'")
         self._aux_opts = opts
+        self.max_rows = opts.max_rows
+        if opts.time_limit is not None and not opts.time_limit > 0:
+            raise MechError(f"error: the time limit must be positive, not {opts.time_limit}")
+        with runstate.run(opts.time_limit):
+            return self._solve(opts)
+
+    def _solve(self, opts: SolveOptions) -> Result:
         t0 = time.perf_counter()
+        runstate.phase("binding the data")
         inst = self.instance()
+        runstate.checkpoint("reducing")
         red = self.reduce(opts.passes) if opts.reduce else None
         problem = red.problem if red is not None else self.mech.problem
         eliminated = dict(red.eliminated) if red is not None else {}
@@ -166,7 +187,54 @@ class Model:
                     return self._solve_form(built, lazy, problem, eliminated, red, opts, t0)
             except NotLinear:
                 pass  # not an LP/QP/MILP the compiled form expresses: the Pyomo compiler takes everything
+        if opts.solver in (None, "ipopt") and opts.mpcc != "relax" and not eliminated:
+            att = self._solve_casadi(problem, red, opts, t0)
+            if att is not None:
+                return att
         return self._solve_pyomo(problem, red, opts, t0)
+
+    def _solve_casadi(self, problem, red, opts, t0) -> "_Attempt | None":
+        """An NLP compiled straight to CasADi MX and solved by IPOPT (compilers/casadi/nlp.py); None when the
+        problem is not an NLP that backend compiles (then the Pyomo compiler takes it)."""
+        try:
+            nlp = self._build_nlp(problem, None, {v.name for v in self.mech.problem.vars}, Path(self.path).stem)
+        except EvalError as exc:
+            raise _locate(self.module, exc) from None
+        if nlp is None:
+            return None
+        from mechdsl.compilers.casadi.nlp import solve_nlp
+
+        t1 = time.perf_counter()
+        run = solve_nlp(nlp, multistart=opts.multistart, tee=opts.tee, options=dict(opts.solver_options or {}),
+                        deadline=lambda: runstate.remaining("solving the main problem"))
+        best = run.best
+        att = _Attempt(status=best.status, objective=best.objective, problem_class="NLP", solver="ipopt (casadi)",
+                       message=best.message, sense=nlp.sense, problem=problem, red=red,
+                       timings={"compile": t1 - t0, "solve": time.perf_counter() - t1})
+        att.notes.extend(_nlp_notes(nlp, run, opts.multistart))
+        att.rows = dict(nlp.con_counts)
+        if best.ok:
+            values = nlp.values(best.x)
+            att.values = _invert(red, values, self.mech.problem) if red is not None else values
+            att.certificate = nlp.certificate(best)
+            att.duals = nlp.duals(best)
+        return att
+
+    def _build_nlp(self, problem, env, names, label, inst=None):
+        """The CasADi NLP of ``problem`` or None (not an NLP, or a construct only the Pyomo compiler takes)."""
+        try:
+            from mechdsl.compilers.casadi.nlp import Unsupported, build_nlp
+        except ImportError:  # pragma: no cover - casadi is a dependency
+            return None
+        if inst is None:
+            inst = self.instance()
+            self.guard(problem)
+        runstate.checkpoint("building the NLP")
+        try:
+            nlp = build_nlp(problem, inst, env, var_names=names, name=label)
+        except (Unsupported, RuntimeError, TypeError, ValueError, NotImplementedError):
+            return None  # a construct (or a CasADi limitation) only the Pyomo compiler takes
+        return nlp if nlp.problem_class == "NLP" else None
 
     def compile_form(self, reduce: bool = True, passes: tuple | None = None, ic: str = "auto"):
         """The backend-neutral compiled form of the main problem: ``(Built, lazy families)``.
@@ -184,6 +252,8 @@ class Model:
         from .solving import lazy_candidates
 
         inst = self.instance()
+        self.guard(problem)
+        runstate.checkpoint("building the compiled form")
         try:
             lazy = {}
             if ic != "full":
@@ -205,7 +275,8 @@ class Model:
             def progress(rnd, added, worst):
                 print(f"constraint generation: round {rnd}: {added} violated row(s) added "
                       f"(worst violation {worst:.3g})", file=sys.stderr, flush=True)
-        out = solve_form(built, lazy, options=dict(opts.solver_options or {}), time_limit=opts.time_limit,
+        out = solve_form(built, lazy, options=dict(opts.solver_options or {}),
+                         time_limit=runstate.remaining("solving the main problem"),
                          tee=opts.tee, progress=progress)
         sol = out.solution
         form = built.form
@@ -265,6 +336,7 @@ class Model:
 
     def _finish(self, att: "_Attempt", red, opts: SolveOptions) -> Result:
         """Verify an attempt against the original constraints and make the Result."""
+        runstate.phase("verifying the solution")
         inst = self.instance()
         t2 = time.perf_counter()
         ver = None
@@ -294,6 +366,13 @@ class Model:
             for a in red.applied:
                 res.notes.append(f"reduced by {a.pass_name}: {a.summary}")
         res.aux = {f"{n}[{','.join(map(str, k))}]": v for (n, k), v in inst.aux_results.items()}
+        aux_runs = self.__dict__.get("_aux_runs")
+        if aux_runs:
+            won = {}
+            for label, run in aux_runs.items():
+                won.setdefault(run.start + (" after continuation" if run.continuation else ""), []).append(label)
+            res.notes.append("auxiliary NLPs (multistart: init and the bounds, exact first): best start "
+                             + "; ".join(f"{how}: {', '.join(labels)}" for how, labels in won.items()))
         if ver is not None:
             res.menu_rows = _menu(inst, self.mech, att.values, ver, att.duals)
         return res
@@ -321,6 +400,7 @@ class Model:
         values = first.variables
         res = first
         for rnd in range(1, 51):
+            runstate.checkpoint(f"repairing the reduction (round {rnd})")
             bad = violated_keys(original, inst, values, opts.tol * 1e-3)
             if not bad:
                 break
@@ -391,37 +471,57 @@ class Model:
 
     # ------------------------------------------------------------ aux solves
     def _solve_aux(self, inst: Instance, aux: ir.AuxDef, key: tuple, env: dict) -> dict:
-        from mechdsl.compilers.pyomo.model import compile_problem
-        from mechdsl.compilers.pyomo.solvers import choose_solver
-
         label = f"{aux.name}[{','.join(map(str, key))}]" if key else aux.name
+        outer = runstate.current_phase()
+        runstate.checkpoint(f"solving auxiliary problem {label}")
         if self.progress:
             print(f"\rsolving auxiliary problem {label} ...", end="", file=sys.stderr, flush=True)
         names = {v.name for v in aux.problem.vars}
+        opts = self._aux_opts
         try:
-            cm = compile_problem(aux.problem, inst, env, name=label, var_names=names)
+            nlp = self._build_nlp(aux.problem, env, names, label, inst) if opts.solver in (None, "ipopt") else None
+            if nlp is None:  # not an NLP the CasADi backend compiles: the Pyomo compiler (imported only now)
+                from mechdsl.compilers.pyomo.model import compile_problem
+
+                cm = compile_problem(aux.problem, inst, env, name=label, var_names=names)
         except EvalError as exc:
             raise EvalError(f"in auxiliary problem {label}: {exc.message}", exc.name, aux.span) from None
-        opts = self._aux_opts
-        solver = choose_solver(cm.problem_class, None)
-        out = _solve_compiled(cm, solver, opts, opts.aux_multistart)
+        if nlp is not None:
+            # Stand-alone optima are often nonconvex: every start (init, the bounds) with the exact problem,
+            # a continuation only where one stops on a flat branch; the best kept, its start recorded.
+            from mechdsl.compilers.casadi.nlp import solve_nlp
+
+            run = solve_nlp(nlp, multistart=opts.aux_multistart, tee=opts.tee,
+                            options=dict(opts.solver_options or {}), deadline=lambda: runstate.remaining())
+            best = run.best
+            status, message, objective, solver_label = best.status, best.message, best.objective, "ipopt (casadi)"
+            ok = best.ok
+            self.__dict__.setdefault("_aux_runs", {})[label] = run
+        else:
+            from mechdsl.compilers.pyomo.solvers import choose_solver
+
+            solver = choose_solver(cm.problem_class, None)
+            out = _solve_compiled(cm, solver, opts, opts.aux_multistart)
+            status, message, objective, solver_label = out.status.value, out.message, out.objective, _solver_label(solver)
+            ok = out.status.ok
         if self.progress:
             print("\r" + " " * (30 + len(label)) + "\r", end="", file=sys.stderr, flush=True)
-        if not out.status.ok:
-            raise SolveError(f"error: auxiliary problem {label} ({aux.span}) is {out.status.value} "
-                             f"[{_solver_label(solver)}: {out.message}]", status=out.status.value).with_result(
-                _failed_result(self, f"{out.status.value} (auxiliary problem {label})", out.message))
-        values = cm.values()
+        if not ok:
+            raise SolveError(f"error: auxiliary problem {label} ({aux.span}) is {status} "
+                             f"[{solver_label}: {message}]", status=status).with_result(
+                _failed_result(self, f"{status} (auxiliary problem {label})", message))
+        values = nlp.values(best.x) if nlp is not None else cm.values()
         ver = verify(inst, aux.problem, values, tol=opts.tol, var_names=names, env=env)
         if not ver.ok:
             raise SolveError(f"error: the solution of auxiliary problem {label} violates its constraints by "
                              f"{max(ver.max_violation, ver.max_regret, ver.max_ir_violation):.3g}",
                              status="error").with_result(
-                _failed_result(self, f"error (auxiliary problem {label} fails verification)", out.message))
-        res = {"objective": out.objective}
+                _failed_result(self, f"error (auxiliary problem {label} fails verification)", message))
+        res = {"objective": objective}
         for v in aux.problem.vars:
             if v.domain is None:
                 res[v.name] = values[v.name][()]
+        runstate.phase(outer)
         return res
 
 
@@ -533,6 +633,28 @@ def _solver_label(solver: str) -> str:
     return {"highs": "HiGHS"}.get(solver, solver)
 
 
+def _nlp_notes(nlp, run, multistart: bool) -> list[str]:
+    """What the CasADi NLP path did, in words: epigraphs, min/max terms, continuation, the winning start."""
+    notes = []
+    if nlp.linearized:
+        notes.append(f"{nlp.linearized} min/max term(s) replaced by an exact epigraph/hypograph variable")
+    if nlp.smoothed_terms:
+        if any(how.startswith("continuation") for _, how, _, _ in run.runs):
+            mus = sorted({how.split("=")[1] for _, how, _, _ in run.runs if how.startswith("continuation")},
+                         key=lambda m: -float(m))
+            won = "its result was kept" if run.continuation else "the direct solve was kept"
+            notes.append(f"{nlp.smoothed_terms} min/max term(s) kept exact; the exact problem stopped where a "
+                         f"min/max term is on a flat branch (or failed), so a smoothing continuation "
+                         f"(mu = {', '.join(mus)}, warm-started) was run before re-solving it exactly; {won}")
+        else:
+            notes.append(f"{nlp.smoothed_terms} min/max term(s) kept exact; the exact problem was solved directly "
+                         "(no min/max term on a flat branch at the solution, no continuation needed)")
+    if multistart:
+        starts = list(dict.fromkeys(label for label, _, _, _ in run.runs))
+        notes.append(f"multistart: {len(starts)} start(s) ({', '.join(starts)}); the best came from: {run.start}")
+    return notes
+
+
 def _solve_compiled(cm, solver, opts: SolveOptions, multistart: bool):
     """Solve once from the spec's starting point; for an NLP with ``multistart``, also from the bounds."""
     import pyomo.environ as pyo
@@ -540,7 +662,7 @@ def _solve_compiled(cm, solver, opts: SolveOptions, multistart: bool):
 
     def once():
         return solve(cm.model, solver, tee=opts.tee, options=dict(opts.solver_options or {}),
-                     time_limit=opts.time_limit)
+                     time_limit=runstate.remaining())
 
     def run():
         return _continuation(cm, once)
@@ -653,6 +775,14 @@ def _locate(module: ast.Module, exc: EvalError) -> MechError:
     """Point an evaluation error at the source: the offending ``name[...]`` inside the declaration."""
     from .errors import DataError, Diagnostic
 
+    if exc.span is None and exc.name:  # no declaration known: the first use of the name at fault
+        for item in module.items:
+            if getattr(item, "name", None) == exc.name:
+                continue  # its declaration is not a use
+            hits = [n for n in _walk(item) if isinstance(n, ast.Indexed) and n.base == exc.name]
+            if hits:
+                exc.span = item.span
+                break
     if exc.span is None:
         return exc
     span = exc.span

@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import os
+import time
 import sys
 from pathlib import Path
 
@@ -30,8 +31,40 @@ class _LazyModule:
 api = _LazyModule()
 
 
+def _positive(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not v > 0 or v != v or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
+    return v
+
+
+def _nonnegative(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not v >= 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a nonnegative number, not {text}")
+    return v
+
+
+def _rows(text: str) -> int:
+    try:
+        v = int(float(text))
+    except (ValueError, OverflowError):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (no limit) or positive, not {text}")
+    return v
+
+
 def _common(p: argparse.ArgumentParser, data: bool = True):
     p.add_argument("spec", help="the .mech file")
+    p.add_argument("--max-rows", type=_rows, default=5_000_000, metavar="N",
+                   help="refuse to build a model estimated beyond N rows or columns (default 5e6; 0: no limit)")
     if data:
         p.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
                        help="override a param: K=10, c=[0.2,0.1], lam=[[0.5,0.5],[0.2,0.8]] (repeatable)")
@@ -74,10 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print exactly one JSON object")
     p.add_argument("-v", "--verbose", action="store_true", help="show the solver's own log")
     p.add_argument("--strict", action="store_true", help="exit 1 if verification fails")
-    p.add_argument("--tol", type=float, default=1e-6, help="verification tolerance (default 1e-6)")
+    p.add_argument("--tol", type=_nonnegative, default=1e-6, help="verification tolerance (default 1e-6)")
     p.add_argument("--multistart", action="store_true",
                    help="NLP: also start from the variables' bounds and keep the best local optimum")
-    p.add_argument("--time-limit", type=float, help="solver time limit in seconds")
+    p.add_argument("--time-limit", type=_positive,
+                   help="wall-clock limit in seconds for the whole run, auxiliary problems included")
     p.add_argument("--no-reduce", action="store_true", help="solve the full model (no reduction passes)")
     p.add_argument("--ic", choices=["auto", "full", "lazy"], default="auto",
                    help="IC rows: all at once (full), by constraint generation (lazy: start from neighbouring types, "
@@ -86,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mpcc", choices=["exact", "relax"],
                    help="implications/disjunctions/complementarity: exact big-M MILP (default when bounded) or "
                         "the relaxed NLP with an eps schedule")
-    p.add_argument("--mpcc-tol", type=float, default=1e-5,
+    p.add_argument("--mpcc-tol", type=_positive, default=1e-5,
                    help="margin for negating a premise a <= b (as a >= b + tol) in exact mode (default 1e-5; "
                         "keep it above --tol so verification and the model agree on which misreports fit)")
     p.add_argument("--gdp", choices=["bigm", "hull"], default="bigm",
@@ -96,8 +130,43 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _interrupt_watchdog(grace: float = 1.0) -> None:
+    """Make Ctrl-C stop the run within ``grace`` seconds even inside a solver's C code.
+
+    Python runs its SIGINT handler (KeyboardInterrupt) only between bytecodes, so a long IPOPT or
+    HiGHS call would ignore Ctrl-C.  The C-level handler still writes the signal to the wakeup fd at
+    once; a daemon thread reads it and, if the main thread has not stopped by itself within
+    ``grace`` seconds, says where the run was and exits 130.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        r, w = os.pipe()
+        os.set_blocking(w, False)
+        signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+    except (ValueError, OSError):
+        return
+
+    def watch():
+        from . import runstate
+
+        while True:
+            data = os.read(r, 64)
+            if signal.SIGINT in data:
+                time.sleep(grace)
+                print(f"\ninterrupted while {runstate.current_phase()}", file=sys.stderr, flush=True)
+                os._exit(130)
+
+    threading.Thread(target=watch, name="mechdsl-interrupt", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if argv is None:  # the command line (not a test calling main): Ctrl-C must work inside solvers
+        _interrupt_watchdog()
     logging.getLogger("pyomo").setLevel(logging.ERROR)
     try:
         return {"check": cmd_check, "compile": cmd_compile, "solve": cmd_solve, "graph": cmd_graph,
@@ -110,7 +179,9 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        from . import runstate
+
+        print(f"interrupted while {runstate.current_phase()}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # e.g. `mechdsl solve ... | head`: the reader went away; stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -118,14 +189,18 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug in mechdsl, not a user error
         if os.environ.get("MECHDSL_DEBUG"):
             raise
+        from . import __version__
+
         print(f"internal error: {type(exc).__name__}: {exc}\n"
-              "This is a bug in mechdsl; please report it with the spec. "
+              f"This is a bug in mechdsl {__version__}; please report it with the spec. "
               "Set MECHDSL_DEBUG=1 to see the traceback.", file=sys.stderr)
         return 3
 
 
 def _load(args) -> api.Model:
-    return api.load(args.spec, data=args.data, overrides=args.overrides)
+    model = api.load(args.spec, data=getattr(args, "data", None), overrides=getattr(args, "overrides", None))
+    model.max_rows = getattr(args, "max_rows", model.max_rows) or None
+    return model
 
 
 def cmd_check(args) -> int:
@@ -260,7 +335,8 @@ def cmd_solve(args) -> int:
     extra = {"eps_schedule": tuple(args.eps)} if args.eps else {}
     opts = api.SolveOptions(solver=args.solver, tee=args.verbose, tol=args.tol, strict=args.strict,
                             multistart=args.multistart, time_limit=args.time_limit, reduce=not args.no_reduce,
-                            mpcc=args.mpcc, mpcc_tol=args.mpcc_tol, gdp=args.gdp, ic=args.ic, **extra)
+                            mpcc=args.mpcc, mpcc_tol=args.mpcc_tol, gdp=args.gdp, ic=args.ic,
+                            max_rows=args.max_rows or None, **extra)
     if args.json:
         # Keep stdout for the one JSON object: solver logs go to stderr, at the file-descriptor level
         # (contextlib.redirect_stdout deadlocks Pyomo's TeeStream).

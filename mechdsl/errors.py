@@ -18,6 +18,9 @@ from typing import Iterable, Sequence
 from .span import Span
 
 
+MAX_SHOWN = 120  #: longest source excerpt shown under a message (long lines are windowed)
+
+
 @dataclass(frozen=True)
 class Diagnostic:
     """One message about the spec, located by a :class:`Span` when known."""
@@ -42,9 +45,18 @@ class Diagnostic:
                     width = 1
                     if self.span.end_line == self.span.line:
                         width = max(1, self.span.end_column - self.span.column)
+                    col = self.span.column
+                    if len(src) > MAX_SHOWN:  # a window around the caret, marked with ellipses
+                        start = max(0, col - 1 - MAX_SHOWN // 2)
+                        shown = src[start:start + MAX_SHOWN]
+                        prefix = "..." if start > 0 else ""
+                        suffix = "..." if start + MAX_SHOWN < len(src) else ""
+                        src = prefix + shown + suffix
+                        col = col - start + len(prefix)
+                        width = max(1, min(width, MAX_SHOWN - (col - 1 - len(prefix))))
                     gutter = f"{self.span.line:>4} | "
                     lines.append(gutter + src)
-                    lines.append(" " * (len(gutter) + self.span.column - 1) + "^" * width)
+                    lines.append(" " * (len(gutter) + col - 1) + "^" * width)
         else:
             lines.append(head)
         for note in self.notes:

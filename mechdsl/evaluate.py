@@ -32,6 +32,8 @@ from .span import Span
 
 Fn = Callable[[dict, int], Any]
 
+MAX_SET_ELEMENTS = 10_000_000  #: a set (a range, a product) larger than this is an error, never materialised
+
 
 def canon(v):
     """Canonical index value: integral floats become ints."""
@@ -103,6 +105,59 @@ class Target:
         return min(args)
 
 
+def shown(e) -> str:
+    """A SymPy expression as the spec would write it (``^`` for powers)."""
+    return str(e).replace("**", "^")
+
+
+class DataTarget(Target):
+    """Numbers for binding data (param values, set bounds): an arithmetic error is an error, never a NaN.
+
+    The error names the operation, the sub-expression at fault and its value, so that ``param a =
+    1/(K - 1)`` with ``K = 1`` says "division by zero: K - 1 = 0" at the param.
+    """
+
+    def checked_sqrt(self, x, arg):
+        if x < 0:
+            raise EvalError(f"sqrt of a negative number: {shown(arg)} = {x:g}")
+        return math.sqrt(x)
+
+    def checked_log(self, x, arg):
+        if x <= 0:
+            raise EvalError(f"log of a nonpositive number: {shown(arg)} = {x:g}")
+        return math.log(x)
+
+    def checked_exp(self, x, arg):
+        try:
+            return math.exp(x)
+        except OverflowError:
+            raise EvalError(f"exp overflows a double: {shown(arg)} = {x:g}") from None
+
+    def checked_inv(self, v, arg):
+        if v == 0:
+            raise EvalError(f"division by zero: {shown(arg)} = 0")
+        return 1 / v
+
+    def checked_pow(self, b, e, node):
+        try:
+            r = b ** e
+        except ZeroDivisionError:
+            raise EvalError(f"division by zero: {shown(node)} with {shown(node.args[0])} = 0") from None
+        except OverflowError:
+            raise EvalError(f"{shown(node)} overflows a double ({b:g}^{e:g})") from None
+        if isinstance(r, complex):
+            raise EvalError(f"{shown(node)} is not a real number ({b:g}^{e:g})")
+        if isinstance(r, float) and not math.isfinite(r):
+            raise EvalError(f"{shown(node)} overflows a double ({b:g}^{e:g})")
+        return r
+
+    def sum(self, values: list):
+        r = math.fsum(values) if values else 0
+        if isinstance(r, float) and not math.isfinite(r):
+            raise EvalError("a sum overflows a double")
+        return r
+
+
 class Evaluator:
     """Compiles SymPy templates against a bound :class:`~mechdsl.instance.Instance`."""
 
@@ -151,6 +206,17 @@ class Evaluator:
             return [()]
         env = dict(env or {})
         binders = domain.binders
+        if domain.cond is None or domain.cond is sp.true:
+            bset = set(binders)
+            if not any(node.free_symbols & bset for _, node in domain.items):  # a plain product: no iteration
+                parts = [self._eval_set(node, env) for _, node in domain.items]
+                for (bs, _), part in zip(domain.items, parts):
+                    if part and len(part[0]) != len(bs):
+                        raise EvalError(f"cannot bind {len(bs)} index name(s) to elements of dimension "
+                                        f"{len(part[0])}")
+                if len(parts) == 1:
+                    return list(parts[0])
+                return [tuple(itertools.chain.from_iterable(p)) for p in itertools.product(*parts)]
         return [tuple(env[b] for b in binders) for _ in self.iterate(domain.items, domain.cond, env)]
 
     def set_elements(self, node, env: dict | None = None) -> list[tuple]:
@@ -188,8 +254,15 @@ class Evaluator:
         if isinstance(node, IRange):
             lo, hi = self.value(node.lo, env), self.value(node.hi, env)
             for v, which in ((lo, "lower"), (hi, "upper")):
-                if not float(v).is_integer():
-                    raise EvalError(f"the {which} bound of the range {node.lo}..{node.hi} is {v}, not an integer")
+                if not isinstance(v, (int, float)) or not math.isfinite(v) or not float(v).is_integer():
+                    raise EvalError(f"the {which} bound of the range {shown(node.lo)}..{shown(node.hi)} is {v:g}, "
+                                    "not an integer")
+            size = int(hi) - int(lo) + 1
+            if size > MAX_SET_ELEMENTS:
+                text, value = f"{shown(node.lo)}..{shown(node.hi)}", f"{int(lo)}..{int(hi)}"
+                both = text if text == value else f"{text} = {value}"
+                raise EvalError(f"the range {both} has {size:.3g} elements; sets are limited to "
+                                f"{MAX_SET_ELEMENTS:.0e} elements")
             return [(i,) for i in range(int(lo), int(hi) + 1)]
         if isinstance(node, IEnum):
             return [tuple(canon(x) for x in t) for t in node.args]
@@ -200,6 +273,10 @@ class Evaluator:
             return out
         if isinstance(node, IProduct):
             parts = [self._eval_set(f, env) for f in node.args]
+            size = math.prod(len(p) for p in parts)
+            if size > MAX_SET_ELEMENTS:
+                raise EvalError(f"the product set {shown(node)} has {size:.3g} elements; sets are limited to "
+                                f"{MAX_SET_ELEMENTS:.0e} elements")
             return [tuple(itertools.chain.from_iterable(p)) for p in itertools.product(*parts)]
         if isinstance(node, IFilter):
             binders, base, cond = node.args
@@ -240,10 +317,14 @@ class Evaluator:
         if isinstance(e, sp.Pow):
             return self._pow(e)
         if isinstance(e, sp.log):
-            f = self.compile(e.args[0])
+            f, arg = self.compile(e.args[0]), e.args[0]
+            if isinstance(t, DataTarget):
+                return lambda env, pol: t.checked_log(f(env, 0), arg)
             return lambda env, pol: t.log(f(env, 0))
         if isinstance(e, sp.exp):
-            f = self.compile(e.args[0])
+            f, arg = self.compile(e.args[0]), e.args[0]
+            if isinstance(t, DataTarget):
+                return lambda env, pol: t.checked_exp(f(env, 0), arg)
             return lambda env, pol: t.exp(f(env, 0))
         if isinstance(e, sp.Abs):
             f = self.compile(e.args[0])
@@ -360,6 +441,13 @@ class Evaluator:
         b, x = e.args
         t = self.target
         fb = self.compile(b)
+        if isinstance(t, DataTarget):
+            if x == sp.Rational(1, 2):
+                return lambda env, pol: t.checked_sqrt(fb(env, 0), b)
+            if x == -1:
+                return lambda env, pol: t.checked_inv(fb(env, 0), b)
+            fx = self.compile(x)
+            return lambda env, pol: t.checked_pow(fb(env, 0), fx(env, 0), e)
         if x == sp.Rational(1, 2):
             return lambda env, pol: t.sqrt(fb(env, 0))
         if x == -1 and t.vector:

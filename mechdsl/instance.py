@@ -18,8 +18,11 @@ from typing import Any, Callable
 
 import sympy as sp
 
+from .data import DataSource, data_error
 from .errors import DataError
-from .evaluate import EvalError, Evaluator, canon, flat_key as _flatten
+import numpy as np
+
+from .evaluate import DataTarget, EvalError, Evaluator, VecTarget, VectorUnsupported, canon, flat_key as _flatten
 from .ir import nodes as ir
 from .span import Span
 
@@ -47,21 +50,21 @@ class Instance:
         known = {d.name for d in mech.data_decls}
         var_names = {v.name for v in mech.problem.vars}
         for name in sorted(set(self.data) & var_names):
-            raise DataError(f"error: {self.data[name][1]}: '{name}' is a decision variable, not a param; "
-                            "only params take data (use 'init = ...' in the spec for a starting value)")
+            raise data_error(self.data[name][1], f"'{name}' is a decision variable, not a param; "
+                             "only params take data (use 'init = ...' in the spec for a starting value)")
         unknown = sorted(set(self.data) - known)
         if unknown:
             from .errors import did_you_mean
             msgs = []
             for name in unknown:
                 hint = did_you_mean(name, [p for p in mech.params])
-                msgs.append(f"error: {self.data[name][1]}: unknown param '{name}'" + (f" ({hint})" if hint else ""))
+                msgs.append(str(data_error(self.data[name][1], f"unknown param '{name}'" + (f" ({hint})" if hint else ""))))
             raise DataError("\n".join(msgs))
         for name, (_, where) in self.data.items():
             if not isinstance(mech.decl(name), ir.ParamDef):
-                raise DataError(f"error: {where}: '{name}' is a {type(mech.decl(name)).__name__[:-3].lower()}, "
+                raise data_error(where, f"'{name}' is a {type(mech.decl(name)).__name__[:-3].lower()}, "
                                 f"not a param; only params take data")
-        self.ev = Evaluator(self)
+        self.ev = Evaluator(self, DataTarget())
         for decl in mech.data_decls:
             try:
                 getattr(self, "_bind_" + type(decl).__name__)(decl)
@@ -191,19 +194,22 @@ class Instance:
             raw, where = self.data[d.name]
             values = self._from_data(d, keys, raw, where)
         elif isinstance(d.value, ir.ArrayValue):
-            where = str(d.value.span)
+            where = DataSource(str(d.value.span), d.value.span, self.mech.source)
             nums = _map_array(d.value.elements, lambda e: self.ev.value(e))
             values = self._from_data(d, keys, nums, where)
         elif d.value is not None:
-            where = str(d.span)
+            where = DataSource(str(d.span), d.span, self.mech.source)
             if d.domain is None:
                 values = {(): self._num(self.ev.value(d.value), d, where)}
             else:
-                values = {}
-                env: dict = {}
-                binders = d.domain.binders
-                for _ in self.ev.iterate(d.domain.items, d.domain.cond, env):
-                    values[_flatten(tuple(env[b] for b in binders))] = self._num(self.ev.value(d.value, env), d, where)
+                values = self._vector_values(d, keys)
+                if values is None:  # the scalar path: exact errors, any index set
+                    values = {}
+                    env: dict = {}
+                    binders = d.domain.binders
+                    for _ in self.ev.iterate(d.domain.items, d.domain.cond, env):
+                        values[_flatten(tuple(env[b] for b in binders))] = self._num(self.ev.value(d.value, env),
+                                                                                   d, where)
         else:
             raise EvalError(f"param '{d.name}' has no value; give one in the spec "
                             f"or with --set {d.name}=... or --data FILE.toml")
@@ -211,45 +217,71 @@ class Instance:
         self.param_keys[d.name] = keys
         self.params[d.name] = values[()] if d.domain is None else values
 
+    def _vector_values(self, d: ir.ParamDef, keys: list[tuple]) -> dict | None:
+        """An indexed param's values from one vectorised evaluation over all keys, or None.
+
+        None (use the scalar path) when the expression needs the scalar evaluator, or when any value is
+        not finite: then the scalar path raises the located arithmetic error.
+        """
+        binders = d.domain.binders
+        if len(keys) < 64 or not keys or len(keys[0]) != len(binders):
+            return None
+        try:
+            cols = np.array(keys)
+        except (ValueError, TypeError):
+            return None
+        if cols.dtype.kind not in "iuf":
+            return None
+        env = {b: cols[:, j] for j, b in enumerate(binders)}
+        try:
+            with np.errstate(all="ignore"):
+                out = Evaluator(self, VecTarget(self)).value(d.value, env)
+                arr = np.broadcast_to(np.asarray(out, dtype=float), (len(keys),))
+        except (VectorUnsupported, EvalError, TypeError, ValueError):
+            return None
+        if not np.all(np.isfinite(arr)):
+            return None
+        return {k: (int(v) if v.is_integer() else v) for k, v in zip(keys, arr.tolist())}
+
     def _num(self, v, d, where):
         if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise EvalError(f"{where}: param '{d.name}' must be a number, got {v!r}")
+            raise EvalError(f"param '{d.name}' must be a number, got {v!r}")
         return canon(float(v)) if float(v).is_integer() else float(v)
 
     def _from_data(self, d: ir.ParamDef, keys: list[tuple], raw, where: str) -> dict:
-        label = f"{where}: param '{d.name}'"
+        label = f"param '{d.name}'"
         if d.domain is None:
             if isinstance(raw, (list, dict)):
-                raise DataError(f"error: {label} is scalar but was given {_shape_name(raw)}")
-            return {(): self._num_data(raw, label)}
+                raise data_error(where, f"{label} is scalar but was given {_shape_name(raw)}")
+            return {(): self._num_data(raw, where, label)}
         if isinstance(raw, dict):
             out = {}
             keyset = set(keys)
             for k, v in raw.items():
-                key = tuple(canon(_parse_key_part(p, label)) for p in str(k).split(","))
+                key = tuple(canon(_parse_key_part(p, where, label)) for p in str(k).split(","))
                 if key not in keyset:
-                    raise DataError(f"error: {label}: key '{k}' is outside its index set")
-                out[key] = self._num_data(v, f"{label}[{k}]")
+                    raise data_error(where, f"{label}: key '{k}' is outside its index set")
+                out[key] = self._num_data(v, where, f"{label}[{k}]")
             missing = [k for k in keys if k not in out]
             if missing:
-                raise DataError(f"error: {label}: no value for index {','.join(map(str, missing[0]))}"
+                raise data_error(where, f"{label}: no value for index {','.join(map(str, missing[0]))}"
                                 f" ({len(missing)} missing)")
             return out
         if not isinstance(raw, list):
-            raise DataError(f"error: {label} is indexed over {len(keys)} element(s) and needs an array, "
+            raise data_error(where, f"{label} is indexed over {len(keys)} element(s) and needs an array, "
                             f"got {raw!r}")
         shape = self._nested_shape(d)
         if shape is not None:
-            _check_shape(raw, shape, label)
+            _check_shape(raw, shape, where, label)
             flat = list(_flatten_nested(raw))
         else:
             if any(isinstance(v, list) for v in raw):
-                raise DataError(f"error: {label}: its index set is not a product of simple sets; "
+                raise data_error(where, f"{label}: its index set is not a product of simple sets; "
                                 f"give a flat array of {len(keys)} values in set order")
             flat = raw
             if len(flat) != len(keys):
-                raise DataError(f"error: {label} needs {len(keys)} value(s), got {len(flat)}")
-        return {k: self._num_data(v, label) for k, v in zip(keys, flat)}
+                raise data_error(where, f"{label} needs {len(keys)} value(s), got {len(flat)}")
+        return {k: self._num_data(v, where, label) for k, v in zip(keys, flat)}
 
     def _nested_shape(self, d: ir.ParamDef):
         """Sizes per dimension when the index is a product of 1-D sets independent of each other."""
@@ -266,11 +298,13 @@ class Instance:
         return sizes
 
     @staticmethod
-    def _num_data(v, label):
+    def _num_data(v, where, label):
         if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise DataError(f"error: {label} must be a number, got {v!r}")
+            raise data_error(where, f"{label} must be a number, got {v!r}")
         if isinstance(v, float) and not math.isfinite(v):
-            raise DataError(f"error: {label} must be finite, got {v!r}")
+            raise data_error(where, f"{label} must be finite, got {v!r}")
+        if isinstance(v, int) and abs(v) > 2 ** 53:
+            raise data_error(where, f"{label} = {v} is too large: integers beyond 2^53 are not exact as doubles")
         return canon(float(v)) if float(v).is_integer() else float(v)
 
     def _check_domain(self, d: ir.ParamDef, values: dict, where: str):
@@ -279,14 +313,25 @@ class Instance:
             bounds.append((">=", 0))
         if d.numeric == "binary":
             bounds += [(">=", 0), ("<=", 1)]
+        if not bounds and d.numeric not in ("integer", "binary"):
+            return
+        if len(values) > 64:  # vectorised: the loop below runs only to name a value at fault
+            arr = np.fromiter(values.values(), dtype=float, count=len(values))
+            ok = np.ones(len(arr), dtype=bool)
+            if d.numeric in ("integer", "binary"):
+                ok &= arr == np.round(arr)
+            for op, b in bounds:
+                ok &= {">=": arr >= b, "<=": arr <= b, ">": arr > b, "<": arr < b}[op]
+            if ok.all():
+                return
         for key, v in values.items():
             label = d.name + (f"[{','.join(map(str, key))}]" if key else "")
             if d.numeric in ("integer", "binary") and not float(v).is_integer():
-                raise DataError(f"error: {where}: {label} = {v} is out of range: it must be an integer")
+                raise data_error(where, f"{label} = {v} is out of range: it must be an integer")
             for op, b in bounds:
                 if ((op == ">=" and v < b) or (op == "<=" and v > b) or (op == ">" and v <= b)
                         or (op == "<" and v >= b)):
-                    raise DataError(f"error: {where}: {label} = {v} is out of range: {d.name} {op} {b} is required")
+                    raise data_error(where, f"{label} = {v} is out of range: {d.name} {op} {b} is required")
 
 
 def _check_probs(probs, what):
@@ -319,26 +364,26 @@ def _flatten_nested(a):
             yield v
 
 
-def _check_shape(a, shape, label, depth=0):
+def _check_shape(a, shape, where, label, depth=0):
     if not isinstance(a, list):
-        raise DataError(f"error: {label}: wrong shape: expected an array of {shape[depth]} at depth {depth + 1}, "
+        raise data_error(where, f"{label}: wrong shape: expected an array of {shape[depth]} at depth {depth + 1}, "
                         f"got {a!r}")
     if len(a) != shape[depth]:
         dims = " x ".join(map(str, shape))
-        raise DataError(f"error: {label}: wrong shape: expected {dims} values, got {len(a)} at depth {depth + 1}")
+        raise data_error(where, f"{label}: wrong shape: expected {dims} values, got {len(a)} at depth {depth + 1}")
     for v in a:
         if depth + 1 < len(shape):
-            _check_shape(v, shape, label, depth + 1)
+            _check_shape(v, shape, where, label, depth + 1)
         elif isinstance(v, list):
             dims = " x ".join(map(str, shape))
-            raise DataError(f"error: {label}: wrong shape: expected {dims} values, got a deeper array")
+            raise data_error(where, f"{label}: wrong shape: expected {dims} values, got a deeper array")
 
 
 def _shape_name(raw):
     return "an array" if isinstance(raw, list) else "a table"
 
 
-def _parse_key_part(p: str, label):
+def _parse_key_part(p: str, where, label):
     p = p.strip()
     try:
         return int(p)
@@ -346,4 +391,4 @@ def _parse_key_part(p: str, label):
         try:
             return float(p)
         except ValueError:
-            raise DataError(f"error: {label}: key part '{p}' is not a number") from None
+            raise data_error(where, f"{label}: key part '{p}' is not a number") from None

@@ -160,7 +160,8 @@ def test_bad_data_file(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("c = [0.1, 0.2, 0.3]\n")
     code, out, err = run("solve", SPECS / "cml_two_type.mech", "--data", bad)
-    assert code == 2 and "key 'c'" in err and "wrong shape" in err and "Traceback" not in err
+    assert code == 2 and f"{bad}:1:1: error: param 'c'" in err and "wrong shape" in err and "Traceback" not in err
+    assert "1 | c = [0.1, 0.2, 0.3]" in err  # the data file's line, with a caret under the key
 
 
 def test_infeasible_exits_1(tmp_path):

@@ -172,7 +172,7 @@ def test_unknown_key_in_toml(tmp_path):
     err = data_error(path=REPURCHASE, data=p)
     assert isinstance(err, mechdsl.DataError)
     msg = str(err)
-    assert str(p) in msg and "key 'Kk'" in msg and "unknown param 'Kk'" in msg
+    assert f"{p}:2:1: error: unknown param 'Kk'" in msg  # located at the key in the data file
     assert "did you mean 'K'?" in msg
 
 
@@ -208,7 +208,7 @@ def test_wrong_shape_in_toml_names_file_and_key(tmp_path):
     err = data_error(path=REPURCHASE, data=p)
     assert isinstance(err, mechdsl.DataError)
     msg = str(err)
-    assert str(p) in msg and "key 'lam'" in msg and "wrong shape" in msg
+    assert f"{p}:1:1: error: param 'lam'" in msg and "wrong shape" in msg
 
 
 @pytest.mark.parametrize("override, fragments", [
@@ -231,7 +231,7 @@ def test_non_number_in_toml(tmp_path):
     p.write_text('c = [1, "two"]\n', encoding="utf-8")
     err = data_error(data=p)
     assert isinstance(err, mechdsl.DataError)
-    assert "key 'c'" in str(err) and "must be numbers" in str(err)
+    assert ":1:1: error: param 'c'" in str(err) and "must be numbers" in str(err)
 
 
 @pytest.mark.parametrize("bad", ["scale", "=3", "1x=3", "sc ale=3"])

@@ -8,8 +8,11 @@ the body), so the IR contains only primitive operations.
 """
 from __future__ import annotations
 
+import math
+
 import sympy as sp
 
+from ..errors import Diagnostic, MechSemanticError
 from ..semantics.check import SymbolTable
 from ..syntax import ast
 from . import nodes as ir
@@ -25,6 +28,29 @@ def number(v: float) -> sp.Expr:
     return sp.Integer(int(v)) if float(v).is_integer() else sp.Float(v)
 
 
+_NOT_FINITE = (sp.zoo, sp.nan, sp.oo, -sp.oo)
+_BOOLEAN = (sp.core.relational.Relational, sp.logic.boolalg.BooleanFunction, sp.logic.boolalg.BooleanAtom)
+_MAX_FLOAT = sp.Float(1.7976931348623157e308)
+
+
+def constant_problem(r: sp.Basic) -> str | None:
+    """Why a folded constant is unusable (division by zero, a complex or non-finite value), or None.
+
+    SymPy folds ``1/0`` to ``zoo``, ``sqrt(-1)`` to ``I`` and ``10^400`` to an exact integer that
+    no double holds.  Only ``r``'s own arguments are looked at: its children were checked when built.
+    """
+    if r in _NOT_FINITE or any(a in _NOT_FINITE for a in r.args):
+        return "is not finite (a division by zero, or log of 0)"
+    if r is sp.I or any(a is sp.I for a in r.args):
+        return "is not a real number"
+    if r.is_number and not isinstance(r, _BOOLEAN):
+        if r.is_real is False:
+            return "is not a real number"
+        if r.is_Number and abs(r) > _MAX_FLOAT:
+            return "is too large for a double (beyond 1.8e308)"
+    return None
+
+
 class Lowerer:
     def __init__(self, table: SymbolTable, module: ast.Module):
         self.table = table
@@ -32,6 +58,7 @@ class Lowerer:
         self.defs: dict[str, ast.DefDecl] = {}
         self.utilities: list[ir.UtilityDef] = []
         self.functions: list[ir.UtilityDef] = []
+        self._expansions: dict[tuple, tuple] = {}  # (def, argument expressions) -> (expansion, def kept alive)
 
     # ------------------------------------------------------------------ top
     def run(self) -> ir.Mechanism:
@@ -148,7 +175,14 @@ class Lowerer:
 
     def body(self, e, scope) -> ir.Body:
         if isinstance(e, ast.Compare):
-            parts = tuple(ir.Rel(self.expr(a, scope), op, self.expr(b, scope))
+            for op in e.ops:
+                if op in ("<", ">", "!="):
+                    self.fail(e, f"a constraint cannot use '{op}': the feasible set would not be closed, "
+                                 "so an optimum may not exist",
+                              help="use '<=' or '>=' (with a margin if strictness matters); "
+                                   "strict comparisons are allowed in filters and premises")
+            parts = tuple(ir.Rel(self.number_expr(a, scope, "a side of a constraint"), op,
+                                 self.number_expr(b, scope, "a side of a constraint"))
                           for a, op, b in zip(e.operands, e.ops, e.operands[1:]))
             return parts[0] if len(parts) == 1 else ir.AllOf(parts)
         if isinstance(e, ast.Implies):
@@ -188,10 +222,29 @@ class Lowerer:
                          ir.Problem(tuple(vars_), tuple(cons), obj), d.span)
 
     # ------------------------------------------------------------ expressions
+    def fail(self, node, message: str, help: str | None = None):
+        raise MechSemanticError([Diagnostic(message, node.span, help=help)],
+                                {self.module.span.file: self.module.source})
+
     def expr(self, e, scope) -> sp.Basic:
-        return getattr(self, "ex_" + type(e).__name__)(e, scope)
+        r = getattr(self, "ex_" + type(e).__name__)(e, scope)
+        if isinstance(e, (ast.BinOp, ast.Neg, ast.Call, ast.Num)):
+            why = constant_problem(r)
+            if why is not None:
+                self.fail(e, f"this expression {why}", help=None if "large" in why else _arith_help(e))
+        return r
+
+    def number_expr(self, e, scope, what: str) -> sp.Basic:
+        """``e`` lowered where a number is needed: a comparison or a condition there is an error."""
+        r = self.expr(e, scope)
+        if isinstance(r, _BOOLEAN):
+            self.fail(e, f"a condition (true/false) is used as {what}",
+                      help="comparisons and and/or/not belong in constraints, filters and premises")
+        return r
 
     def ex_Num(self, e, scope):
+        if not math.isfinite(e.value):
+            self.fail(e, f"the number literal is beyond the range of a double (1.8e308)")
         return number(e.value)
 
     def ex_Name(self, e, scope):
@@ -212,7 +265,8 @@ class Lowerer:
         return AuxRef(sp.Symbol(base), sp.Tuple(*[self.expr(a, scope) for a in args]), sp.Symbol(e.attr))
 
     def ex_Call(self, e, scope):
-        args = [self.expr(a, scope) for a in e.args]
+        what = f"an argument of {e.func}()"
+        args = [self.number_expr(a, scope, what) for a in e.args]
         if e.func in _FUNCS:
             return _FUNCS[e.func](args[0])
         if e.func == "min":
@@ -220,10 +274,15 @@ class Lowerer:
         if e.func == "max":
             return sp.Max(*args)
         d = self.defs[e.func]
-        return self.expr(d.body, dict(zip(d.params, args)))
+        key = (id(d), tuple(args))  # memoised: a def's expansion depends only on the def and its arguments
+        hit = self._expansions.get(key)
+        if hit is None:
+            hit = self._expansions[key] = (self.expr(d.body, dict(zip(d.params, args))), d)
+        return hit[0]
 
     def ex_BinOp(self, e, scope):
-        a, b = self.expr(e.left, scope), self.expr(e.right, scope)
+        what = f"an operand of '{e.op}'"
+        a, b = self.number_expr(e.left, scope, what), self.number_expr(e.right, scope, what)
         if e.op == "+":
             return a + b
         if e.op == "-":
@@ -235,7 +294,7 @@ class Lowerer:
         return a ** b
 
     def ex_Neg(self, e, scope):
-        return -self.expr(e.operand, scope)
+        return -self.number_expr(e.operand, scope, "an operand of '-'")
 
     def ex_Compare(self, e, scope):
         parts = [_REL[op](self.expr(a, scope), self.expr(b, scope), evaluate=False)
@@ -268,6 +327,18 @@ class Lowerer:
             label = subj
         cond = self.expr(e.condition, inner) if e.condition is not None else sp.true
         return Expectation(self.expr(e.body, inner), label, cond)
+
+
+def _arith_help(e) -> str | None:
+    if isinstance(e, ast.BinOp) and e.op == "/":
+        return "the divisor is 0"
+    if isinstance(e, ast.Call) and e.func == "log":
+        return "log needs a positive argument"
+    if isinstance(e, ast.Call) and e.func == "sqrt":
+        return "sqrt needs a nonnegative argument"
+    if isinstance(e, ast.BinOp) and e.op == "^":
+        return "a power of 0 with a negative exponent divides by zero; a negative base needs an integer exponent"
+    return None
 
 
 def domain_node(dom: ir.Domain) -> DomainNode:

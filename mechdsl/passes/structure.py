@@ -167,7 +167,7 @@ def _analyse_ic(c: ir.ConstraintDef, inst) -> ICStructure:
         d = sp.diff(us, report_vars[other])
         if d.free_symbols & theta_syms:
             raise NotStandard(f"{c.name}: the transfer {other} interacts with the type")
-    vals = [inst.params[theta][(e[0],)] for e in elems_t]
+    vals = [inst.indexed(theta, (e[0],)) for e in elems_t]  # EvalError (located) outside theta's index set
     if all(b > a for a, b in zip(vals, vals[1:])):
         tdir = 1
     elif all(b < a for a, b in zip(vals, vals[1:])):

@@ -10,7 +10,7 @@ import functools
 from importlib import resources
 from pathlib import Path
 
-from lark import Lark, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark import Lark, Tree, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.exceptions import VisitError
 
 from ..errors import Diagnostic, MechError, MechSyntaxError
@@ -47,7 +47,10 @@ def grammar_text() -> str:
 
 @functools.lru_cache(maxsize=1)
 def _parser() -> Lark:
-    return Lark(grammar_text(), parser="lalr", propagate_positions=True, maybe_placeholders=False)
+    try:  # Lark caches the compiled grammar in the temp directory, keyed by the grammar's hash
+        return Lark(grammar_text(), parser="lalr", propagate_positions=True, maybe_placeholders=False, cache=True)
+    except OSError:  # e.g. a read-only temp directory
+        return Lark(grammar_text(), parser="lalr", propagate_positions=True, maybe_placeholders=False)
 
 
 def _describe(parser: Lark, names) -> list[str]:
@@ -78,14 +81,21 @@ def _builder_class():
     return v_args(meta=True)(type("Builder", (AstBuilder,), methods))
 
 
+#: Deepest expression nesting accepted (one level per operator or call).  Every later stage walks
+#: expressions recursively, and this bound keeps them all well inside Python's recursion limit.
+MAX_NESTING = 150
+
+
 def parse(text: str, filename: str = "<string>") -> ast.Module:
     """Parse ``text`` (the contents of ``filename``) into an AST module."""
+    if text.startswith("\ufeff"):  # a UTF-8 byte-order mark (some editors write one)
+        text = text[1:]
     parser = _parser()
-    sources = {filename: text}
     try:
         tree = parser.parse(text)
     except UnexpectedInput as exc:
         raise _syntax_error(parser, exc, text, filename) from None
+    _check_nesting(tree, text, filename)
     try:
         return _builder_class()(filename, text).transform(tree)
     except VisitError as exc:  # errors raised inside builder callbacks
@@ -94,14 +104,55 @@ def parse(text: str, filename: str = "<string>") -> ast.Module:
         raise
 
 
+def _check_nesting(tree: Tree, text: str, filename: str) -> None:
+    """Refuse expressions nested deeper than :data:`MAX_NESTING` (iteratively: no recursion here)."""
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_NESTING:
+            meta = node.meta
+            line, col = (meta.line, meta.column) if not getattr(meta, "empty", True) else (1, 1)
+            span = Span(filename, line, col, line, col + 1)
+            raise MechSyntaxError(Diagnostic(
+                f"expression nested too deeply (more than {MAX_NESTING} levels of operators or calls)", span,
+                help="split it into named params or defs, or write a long sum as sum{...}"), {filename: text})
+        for child in node.children:
+            if isinstance(child, Tree):
+                stack.append((child, depth + 1))
+
+
 def parse_file(path: str | Path) -> ast.Module:
     """Read and parse a .mech file."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        raw = p.read_bytes()
     except OSError as exc:
         raise MechError(f"error: cannot read spec '{path}': {exc.strerror}") from None
-    return parse(text, str(path))
+    return parse(decode_source(raw, str(path)), str(path))
+
+
+def decode_source(raw: bytes, filename: str) -> str:
+    """UTF-8 text of a spec (a byte-order mark is skipped); any other encoding is a located error."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = raw[:exc.start]
+        line = before.count(b"\n") + 1
+        col = exc.start - (before.rfind(b"\n") + 1) + 1
+        shown = raw.decode("utf-8", errors="replace")
+        span = Span(filename, line, col, line, col + 1)
+        raise MechSyntaxError(Diagnostic(
+            f"the spec is not UTF-8: byte 0x{raw[exc.start]:02X} at line {line}, column {col}", span,
+            help="save the file as UTF-8"), {filename: shown}) from None
+    if "\x00" in text:
+        i = text.index("\x00")
+        line = text.count("\n", 0, i) + 1
+        col = i - (text.rfind("\n", 0, i) + 1) + 1
+        raise MechSyntaxError(Diagnostic(f"the spec contains a NUL byte at line {line}, column {col}",
+                                         Span(filename, line, col, line, col + 1)), {filename: text.replace("\x00", " ")})
+    return text
 
 
 def _syntax_error(parser: Lark, exc: UnexpectedInput, text: str, filename: str) -> MechSyntaxError:
