@@ -357,6 +357,13 @@ class Evaluator:
         if e is sp.pi or e is sp.E:
             v = float(e)
             return lambda env, pol: v
+        if isinstance(e, sp.re):  # SymPy writes re(K) where it cannot assume K real; every value here is real
+            return self.compile(e.args[0])
+        if isinstance(e, sp.im):
+            return lambda env, pol: 0
+        if isinstance(e, sp.sign):
+            f = self.compile(e.args[0])
+            return lambda env, pol: (lambda v: (v > 0) - (v < 0))(f(env, 0))
         raise InternalError(f"evaluator: unsupported expression node {type(e).__name__}: {e}")
 
     def _symbol(self, s: sp.Symbol) -> Fn:
