@@ -102,6 +102,13 @@ class Model:
             try:
                 cache[key] = run_passes(self.mech.problem, inst, list(passes) if passes is not None else None)
             except EvalError as exc:
+                if exc.span is None:  # which family's index set fails to evaluate (only on this error path)
+                    for d in (*self.mech.problem.vars, *self.mech.problem.constraints):
+                        try:
+                            inst.ev.domain_keys(d.domain)
+                        except EvalError:
+                            exc.span = d.span
+                            break
                 raise _locate(self.module, exc) from None
         return cache[key]
 
@@ -579,7 +586,11 @@ def _columns_for(problem: ir.Problem, inst):
 
     cols = Columns()
     for v in problem.vars:
-        cols.add(v.name, inst.ev.domain_keys(v.domain), v.kind)
+        try:
+            _keys = inst.ev.domain_keys(v.domain)
+        except EvalError as exc:
+            raise EvalError(f"in var {v.name}: {exc.message}", exc.name, exc.span or v.span) from None
+        cols.add(v.name, _keys, v.kind)
     return cols
 
 

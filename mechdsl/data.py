@@ -139,7 +139,7 @@ def read_toml(path: str | Path) -> dict[str, tuple[Any, str]]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[:exc.start].count(b"\n") + 1
-        raise DataError(f"error: {path}:{line}:1: the data file is not UTF-8 (byte 0x{raw[exc.start]:02X})") from None
+        raise DataError(f"{path}:{line}:1: error: the data file is not UTF-8 (byte 0x{raw[exc.start]:02X})") from None
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -149,9 +149,9 @@ def read_toml(path: str | Path) -> dict[str, tuple[Any, str]]:
             line, col = int(m.group(1)), int(m.group(2))
             raise DataError(Diagnostic(f"invalid TOML: {msg}", Span(path, line, col, line, col + 1)).render(
                 {path: text})) from None
-        raise DataError(f"error: {path}: invalid TOML: {msg}") from None
+        raise DataError(f"{path}:1:1: error: invalid TOML: {msg}") from None
     except RecursionError:
-        raise DataError(f"error: {path}: invalid TOML: nested too deeply") from None
+        raise DataError(f"{path}:1:1: error: invalid TOML: nested too deeply") from None
     out = {}
     for k, v in doc.items():
         where = DataSource(f"{path}: key '{k}'", _key_span(path, text, k), text)

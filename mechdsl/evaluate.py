@@ -32,6 +32,7 @@ from .span import Span
 
 Fn = Callable[[dict, int], Any]
 
+_MAX_DOUBLE = 1.7976931348623157e308
 MAX_SET_ELEMENTS = 10_000_000  #: a set (a range, a product) larger than this is an error, never materialised
 
 
@@ -147,7 +148,7 @@ class DataTarget(Target):
             raise EvalError(f"{shown(node)} overflows a double ({b:g}^{e:g})") from None
         if isinstance(r, complex):
             raise EvalError(f"{shown(node)} is not a real number ({b:g}^{e:g})")
-        if isinstance(r, float) and not math.isfinite(r):
+        if (isinstance(r, float) and not math.isfinite(r)) or (isinstance(r, int) and abs(r) > _MAX_DOUBLE):
             raise EvalError(f"{shown(node)} overflows a double ({b:g}^{e:g})")
         return r
 

@@ -199,7 +199,10 @@ def compile_problem(problem: ir.Problem, inst, env: dict | None = None, name: st
     integer = False
 
     for v in problem.vars:
-        keys = num.domain_keys(v.domain, env)
+        try:
+            keys = num.domain_keys(v.domain, env)
+        except EvalError as exc:
+            raise EvalError(f"in var {v.name}: {exc.message}", exc.name, exc.span or v.span) from None
         var_keys[v.name] = keys
         bounds, inits = {}, {}
         local = dict(env)

@@ -532,7 +532,10 @@ def build(problem: ir.Problem, inst, env: dict | None = None, eliminated: dict |
     vec = _Vec(inst)
     lo_parts, hi_parts, int_parts, x0_parts = [], [], [], []
     for v in problem.vars:
-        keys = vec.sev.domain_keys(v.domain, env)
+        try:
+            keys = vec.sev.domain_keys(v.domain, env)
+        except EvalError as exc:
+            raise EvalError(f"in var {v.name}: {exc.message}", exc.name, exc.span or v.span) from None
         b = columns.add(v.name, keys, v.kind)
         size = len(keys)
         arrays = _elements_arrays(keys, len(v.domain.binders)) if v.domain is not None and keys else []
@@ -563,18 +566,26 @@ def build(problem: ir.Problem, inst, env: dict | None = None, eliminated: dict |
     for c in problem.constraints:
         if c.check_only:
             continue
-        parts = _families(c, inst, columns, names)
+        try:
+            parts = _families(c, inst, columns, names)
+        except OverflowError:
+            raise EvalError(f"in constraint {c.name}: a value overflows a double", None, c.span) from None
+        except EvalError as exc:
+            raise EvalError(exc.message if exc.message.startswith("in constraint") else
+                            f"in constraint {c.name}: {exc.message}", exc.name, exc.span or c.span) from None
         families[c.name] = parts
         for fam in parts:
-            if restrict is not None and c.name in restrict:
-                arrays, size = restrict[c.name]
-            else:
-                arrays, size = fam.index_arrays(env)
             try:
+                if restrict is not None and c.name in restrict:
+                    arrays, size = restrict[c.name]
+                else:
+                    arrays, size = fam.index_arrays(env)
                 A, lo, hi = fam.rows(arrays, size, env)
+            except OverflowError:
+                raise EvalError(f"in constraint {c.name}: a value overflows a double", None, c.span) from None
             except EvalError as exc:
                 raise EvalError(exc.message if exc.message.startswith("in constraint") else
-                                f"in constraint {c.name}: {exc.message}", exc.name, c.span) from None
+                                f"in constraint {c.name}: {exc.message}", exc.name, exc.span or c.span) from None
             A, lo, hi, arrays, size = _drop_constant_rows(c, A, lo, hi, arrays, size)
             blocks.append(RowBlock(c.name, c.kind.value, KeyArray(arrays, size), m, fam.part, c.span, c.origin))
             mats.append(A), rlo.append(lo), rhi.append(hi)
