@@ -167,6 +167,39 @@ class Model:
         t0 = time.perf_counter()
         runstate.phase("binding the data")
         inst = self.instance()
+        if self.mech.problem.objective is None:
+            return self._evaluate_only(opts, t0)
+        res = self._solve_main(opts, t0)
+        self._add_reports(res, res.variables)
+        return res
+
+    def _evaluate_only(self, opts: SolveOptions, t0: float) -> Result:
+        """A spec without a main problem: its params, auxiliary problems and reports, evaluated."""
+        inst = self.instance()
+        res = Result(status="evaluated", objective=None, problem_class="none", solver="", variables={},
+                     parameters=dict(inst.params), verification=None, spec=self.path,
+                     timings={"total": time.perf_counter() - t0})
+        self._add_reports(res, {})
+        res.aux = {f"{n}[{','.join(map(str, k))}]" if k else n: v for (n, k), v in inst.aux_results.items()}
+        res.timings["total"] = time.perf_counter() - t0
+        return res
+
+    def _add_reports(self, res: Result, values: dict) -> None:
+        if not self.mech.reports:
+            return
+        from .reports import evaluate_reports
+
+        runstate.phase("evaluating the reports")
+        t = time.perf_counter()
+        try:
+            res.reports = evaluate_reports(self.instance(), self.mech, values)
+        except EvalError as exc:
+            raise _locate(self.module, exc) from None
+        res.timings["reports"] = time.perf_counter() - t
+        res.aux = {f"{n}[{','.join(map(str, k))}]" if k else n: v for (n, k), v in self.instance().aux_results.items()}
+
+    def _solve_main(self, opts: SolveOptions, t0: float) -> Result:
+        inst = self.instance()
         runstate.checkpoint("reducing")
         red = self.reduce(opts.passes) if opts.reduce else None
         problem = red.problem if red is not None else self.mech.problem
@@ -514,9 +547,13 @@ class Model:
         if self.progress:
             print("\r" + " " * (30 + len(label)) + "\r", end="", file=sys.stderr, flush=True)
         if not ok:
-            raise SolveError(f"error: auxiliary problem {label} ({aux.span}) is {status} "
-                             f"[{solver_label}: {message}]", status=status).with_result(
-                _failed_result(self, f"{status} (auxiliary problem {label})", message))
+            runstate.phase(outer)
+            # a value, not an abort: `.feasible` reads it, and only a number it lacks is an error (where used)
+            infeasible = "infeasible" in str(status).lower()
+            unbounded = "unbounded" in str(status).lower()
+            return {"ok": False, "status": status, "message": f"{solver_label}: {message}",
+                    "feasible": False if infeasible else (True if unbounded else None), "objective": None,
+                    "vars": {}, "span": aux.span}
         values = nlp.values(best.x) if nlp is not None else cm.values()
         ver = verify(inst, aux.problem, values, tol=opts.tol, var_names=names, env=env)
         if not ver.ok:
@@ -524,10 +561,8 @@ class Model:
                              f"{max(ver.max_violation, ver.max_regret, ver.max_ir_violation):.3g}",
                              status="error").with_result(
                 _failed_result(self, f"error (auxiliary problem {label} fails verification)", message))
-        res = {"objective": objective}
-        for v in aux.problem.vars:
-            if v.domain is None:
-                res[v.name] = values[v.name][()]
+        res = {"ok": True, "status": status, "feasible": True, "objective": objective, "message": message,
+               "vars": {v.name: dict(values[v.name]) for v in aux.problem.vars}}
         runstate.phase(outer)
         return res
 
@@ -783,8 +818,21 @@ def _verification_message(ver) -> str:
 
 
 def _locate(module: ast.Module, exc: EvalError) -> MechError:
-    """Point an evaluation error at the source: the offending ``name[...]`` inside the declaration."""
+    """Point an evaluation error at the source: the offending ``name[...]`` inside the declaration.
+
+    An auxiliary problem without an optimum, whose number is needed, is a solve failure (exit 1), located
+    where the number is used."""
     from .errors import DataError, Diagnostic
+    from .instance import AuxUnavailable
+
+    if isinstance(exc, AuxUnavailable):
+        text = "error: " + exc.message
+        if exc.span is not None:
+            text = Diagnostic(exc.message, exc.span).render({module.span.file: module.source})
+        status = str(exc.result.get("status") or "error")
+        return SolveError(text, status=status).with_result(
+            Result(status=f"{status} (auxiliary problem {exc.result.get('label')})", objective=None, problem_class="", solver="", variables={}, parameters={},
+                   verification=None, spec=module.span.file, message=exc.message))
 
     if exc.span is None and exc.name:  # no declaration known: the first use of the name at fault
         for item in module.items:

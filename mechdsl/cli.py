@@ -427,6 +427,8 @@ def cmd_explain(args) -> int:
 
 
 def _fmt(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
     if isinstance(v, float):
         if v == 0:
             return "0"
@@ -444,8 +446,30 @@ def _binding_cell(row, limit: int = 4) -> str:
     return " ".join(cells) or "-"
 
 
+def _report_lines(res) -> list[str]:
+    """The reports of a result: a scalar on one line, an indexed report as ``name[k]=v`` cells."""
+    lines = []
+    for name, table in res.reports.items():
+        cells = [f"{name}[{','.join(map(str, k))}]={_fmt(v)}" if k else f"{name} = {_fmt(v)}"
+                 for k, v in list(table.items())[:40]]
+        more = f"  ... ({len(table)} in all)" if len(table) > 40 else ""
+        lines.append("  " + "  ".join(cells) + more if cells else f"  {name}: (empty)")
+    return lines
+
+
 def render(res) -> str:
-    """A readable report: status, objective, menu, verification."""
+    """A readable report: status, objective, menu, reports, verification."""
+    if res.status == "evaluated":
+        lines = ["status: evaluated (the spec has no main problem: params, auxiliary problems and reports)"]
+        if res.aux:
+            bad = [k for k, r in res.aux.items() if not r.get("ok", True)]
+            lines.append(f"auxiliary problems solved: {len(res.aux)}"
+                         + (f" ({len(bad)} without an optimum: {', '.join(bad[:6])})" if bad else ""))
+        if res.reports:
+            lines += ["", "reports:"] + _report_lines(res)
+        for note in res.notes:
+            lines.append(f"note: {note}")
+        return "\n".join(lines)
     lines = [f"status: {res.status}   problem: {res.problem_class}   solver: {res.solver}",
              f"objective ({res.sense} {res.objective_name}): {_fmt(res.objective)}"]
     if res.aux:
@@ -484,6 +508,8 @@ def render(res) -> str:
             lines.append(f"  {r['eps']:8.0e}  {obj}  {reg}  {bnd}  {gap}")
         if res.exact_objective is not None:
             lines.append(f"  exact optimum (MILP): {res.exact_objective:.8g}")
+    if res.reports:
+        lines += ["", "reports:"] + _report_lines(res)
     ver = res.verification
     lines.append("")
     lines.append(f"verification against the original constraints (tol {ver.tol:g}, {ver.checked} rows): "

@@ -26,8 +26,9 @@ import numpy as np
 import sympy as sp
 
 from .errors import DataError, InternalError
-from .ir.sym import (AuxRef, DomainNode, Expectation, IEnum, IFilter, IList, INamed, IProduct, IRange,
-                     IterProd, IterSum)
+from .ir.sym import (ARG_TOL, AuxRef, DomainNode, Expectation, IEnum, IFilter, IfThenElse, IList, INamed,
+                     IProduct, IRange, IterAll, IterAny, IterArgMax, IterArgMin, IterMax, IterMin, IterProd,
+                     IterSum)
 from .span import Span
 
 Fn = Callable[[dict, int], Any]
@@ -336,6 +337,35 @@ class Evaluator:
             return lambda env, pol: op([f(env, pol) for f in fs], pol)
         if isinstance(e, (IterSum, IterProd)):
             return self._iter(e)
+        if isinstance(e, (IterMax, IterMin, IterArgMax, IterArgMin, IterAll, IterAny)):
+            return self._extremum(e)
+        if isinstance(e, IfThenElse):
+            return self._ifelse(e)
+        if isinstance(e, (sp.floor, sp.ceiling)):
+            f, arg = self.compile(e.args[0]), e.args[0]
+            vec = np.floor if isinstance(e, sp.floor) else np.ceil
+            one = math.floor if isinstance(e, sp.floor) else math.ceil
+
+            def rounding(env, pol):
+                v = f(env, 0)
+                if isinstance(v, np.ndarray):
+                    return vec(v)
+                if not isinstance(v, (int, float)) or not math.isfinite(v):
+                    raise EvalError(f"{type(e).__name__}() of {shown(arg)} = {v} is not a finite number")
+                return one(v)
+            return rounding
+        if isinstance(e, sp.Mod):
+            fa, fb, divisor = self.compile(e.args[0]), self.compile(e.args[1]), e.args[1]
+
+            def mod(env, pol):
+                a, b = fa(env, 0), fb(env, 0)
+                if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+                    with np.errstate(all="ignore"):
+                        return np.mod(a, b)
+                if b == 0:
+                    raise EvalError(f"mod by zero: {shown(divisor)} = 0")
+                return a % b
+            return mod
         if isinstance(e, Expectation):
             return self._expect(e)
         if isinstance(e, AuxRef):
@@ -488,6 +518,70 @@ class Evaluator:
             return self.target.sum(vals) if is_sum else _prod(vals)
         return run
 
+    def _extremum(self, e) -> Fn:
+        body, dnode, cond = e.args
+        items = tuple((tuple(pair[0]), pair[1]) for pair in dnode.args[0])
+        binders = [b for bs, _ in items for b in bs]
+        cond = None if cond is sp.true else cond
+        fb = self.compile(body)
+        kind = type(e).__name__
+        target = self.target
+
+        if isinstance(e, (IterAll, IterAny)):
+            want = isinstance(e, IterAll)
+
+            def quantified(env, pol):
+                env2 = dict(env)
+                vals = [fb(env2, 0) for _ in self._iter_items(items, 0, cond, env2)]
+                if any(isinstance(v, np.ndarray) for v in vals):
+                    op = np.logical_and if want else np.logical_or
+                    return functools.reduce(op, vals, np.bool_(want))
+                return all(vals) if want else any(vals)
+            return quantified
+
+        if isinstance(e, (IterMax, IterMin)):
+            op = target.max if isinstance(e, IterMax) else target.min
+
+            def extreme(env, pol):
+                env2 = dict(env)
+                vals = [fb(env2, pol) for _ in self._iter_items(items, 0, cond, env2)]
+                if not vals:
+                    raise EvalError(f"{'max' if isinstance(e, IterMax) else 'min'}{{...}} over an empty set "
+                                    f"({shown(e)})")
+                return vals[0] if len(vals) == 1 else op(vals, pol)
+            return extreme
+
+        sign = 1.0 if isinstance(e, IterArgMax) else -1.0
+
+        def arg(env, pol):
+            env2 = dict(env)
+            best, best_v = None, None
+            for _ in self._iter_items(items, 0, cond, env2):
+                v = fb(env2, 0)
+                if isinstance(v, np.ndarray):
+                    raise VectorUnsupported(kind)
+                if not isinstance(v, (int, float)):
+                    raise EvalError(f"{kind[4:].lower()}{{...}} needs a number, not {v}")
+                if best is None or sign * (v - best_v) > ARG_TOL * max(1.0, abs(best_v)):
+                    best, best_v = env2[binders[0]], v
+            if best is None:
+                raise EvalError(f"{kind[4:].lower()}{{...}} over an empty set ({shown(e)})")
+            return best
+        return arg
+
+    def _ifelse(self, e) -> Fn:
+        fc, fa, fb = (self.compile(a) for a in e.args)
+
+        def choose(env, pol):
+            c = fc(env, 0)
+            if isinstance(c, np.ndarray):
+                a, b = fa(env, pol), fb(env, pol)
+                if not all(isinstance(x, (int, float, np.ndarray, np.number)) for x in (a, b)):
+                    raise VectorUnsupported("if-then-else over symbolic values")
+                return np.where(c, a, b)
+            return fa(env, pol) if c else fb(env, pol)
+        return choose
+
     def _expect(self, e) -> Fn:
         body, label, cond = e.args
         cond = None if cond is sp.true else cond
@@ -516,8 +610,12 @@ class Evaluator:
     def _auxref(self, e) -> Fn:
         name, idx, attr = e.args[0].name, e.args[1], e.args[2].name
         fs = [self.compile(a) for a in idx]
+        gs = [self.compile(a) for a in e.args[3]] if len(e.args) > 3 else None
         inst = self.inst
-        return lambda env, pol: inst.aux_result(name, tuple(canon(f(env, 0)) for f in fs), attr)
+        if gs is None:
+            return lambda env, pol: inst.aux_result(name, tuple(canon(f(env, 0)) for f in fs), attr)
+        return lambda env, pol: inst.aux_result(name, tuple(canon(f(env, 0)) for f in fs), attr,
+                                                tuple(canon(g(env, 0)) for g in gs))
 
     def _relational(self, e) -> Fn:
         fa, fb = self.compile(e.lhs), self.compile(e.rhs)

@@ -30,6 +30,14 @@ PROB_TOL = 1e-6
 MAX_OUTCOMES = 2_000_000
 
 
+class AuxUnavailable(EvalError):
+    """A number was asked of an auxiliary problem that has none (it is infeasible, unbounded, failed)."""
+
+    def __init__(self, message: str, result: dict):
+        super().__init__(message)
+        self.result = result
+
+
 class Instance:
     """A mechanism with all of its data: the input of the compilers and of verification."""
 
@@ -107,9 +115,15 @@ class Instance:
             return list(zip(elems, probs))
         return self.populations[name][1]
 
-    def aux_result(self, name: str, key: tuple, attr: str) -> float:
+    def aux_result(self, name: str, key: tuple, attr: str, args: tuple | None = None):
+        """A result of auxiliary problem ``name[key]``: its objective, ``feasible``, or a variable's value.
+
+        An aux that has no optimum (infeasible, unbounded) is a value, not an error: ``.feasible`` reads
+        it.  Only a number it does not have (its objective, a variable) is an error, and names it.
+        """
         key = _flatten(key)
         res = self.aux_results.get((name, key))
+        label = f"{name}[{','.join(map(str, key))}]" if key else name
         if res is None:
             aux = self.mech.auxes[name]
             keys = self.ev.domain_keys(aux.domain)
@@ -118,15 +132,33 @@ class Instance:
             if self.aux_solver is None:
                 raise EvalError(f"aux '{name}' cannot be solved here (no solver)")
             if (name, key) in self._aux_active:
-                raise EvalError(f"aux '{name}[{','.join(map(str, key))}]' depends on its own result")
+                raise EvalError(f"aux '{label}' depends on its own result")
             self._aux_active.add((name, key))
             try:
                 env = dict(zip(aux.domain.binders, key)) if aux.domain else {}
                 res = self.aux_solver(self, aux, key, env)
             finally:
                 self._aux_active.discard((name, key))
+            res.setdefault("label", label)
             self.aux_results[(name, key)] = res
-        return res[attr]
+        if attr == "feasible" and attr not in res.get("vars", {}):
+            if res.get("feasible") is None:
+                raise AuxUnavailable(f"whether auxiliary problem {label} is feasible is unknown: the solver "
+                                     f"reported {res.get('status')} ({res.get('message', '')})", res)
+            return bool(res["feasible"])
+        if not res.get("ok", True):
+            what = "its objective" if attr == "objective" else f"its variable '{attr}'"
+            raise AuxUnavailable(f"auxiliary problem {label} is {res.get('status')}, so {what} has no value "
+                                 f"here [{res.get('message', '')}]", res)
+        if attr == "objective":
+            return res["objective"]
+        table = res["vars"][attr]
+        k = _flatten(tuple(args or ()))
+        try:
+            return table[k]
+        except KeyError:
+            raise EvalError(f"{label}.{attr}[{','.join(map(str, k))}] is outside the index set of variable "
+                            f"'{attr}' of aux '{name}'", name=attr) from None
 
     # ------------------------------------------------------------ binding
     def _bind_SetDef(self, d: ir.SetDef):

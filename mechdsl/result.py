@@ -19,6 +19,24 @@ def _num(v):
     return v if math.isfinite(v) else None
 
 
+def _value(v):
+    """A report value for JSON: booleans stay booleans, integers integers, tuples lists."""
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, int):
+        return v
+    if isinstance(v, tuple):
+        return [_value(x) for x in v]
+    return _num(v)
+
+
+def _aux_dict(r: dict) -> dict:
+    out = {"status": r.get("status"), "feasible": r.get("feasible"), "objective": _num(r.get("objective"))}
+    if r.get("vars"):
+        out["variables"] = {n: {key_str(k): _num(x) for k, x in vals.items()} for n, vals in r["vars"].items()}
+    return out
+
+
 @dataclass
 class Result:
     """What ``mechdsl solve`` reports.  Fields mirror the ``--json`` object."""
@@ -44,18 +62,19 @@ class Result:
     exact_objective: float | None = None  #: relax mode: the exact (MILP) optimum, when it could be computed
     duals: dict = field(default_factory=dict)  #: shadow prices of binding rows: {family: {key: value}}
     certificate: Any = None  #: the backend's optimality certificate (compilers.standard.form.Certificate)
+    reports: dict = field(default_factory=dict)  #: derived outputs: {report: {index tuple: value}}
 
     @property
     def ok(self) -> bool:
-        return self.status in ("optimal", "locally optimal")
+        return self.status in ("optimal", "locally optimal", "evaluated")
 
     def to_dict(self) -> dict:
         params = {}
         for name, v in self.parameters.items():
             if isinstance(v, dict):
-                params[name] = {key_str(k): _num(x) for k, x in v.items()}
+                params[name] = {key_str(k): _value(x) for k, x in v.items()}
             else:
-                params[name] = {"": _num(v)}
+                params[name] = {"": _value(v)}
         return {
             "status": self.status,
             "objective": _num(self.objective),
@@ -65,6 +84,8 @@ class Result:
             "parameters": params,
             "verification": self._verification_dict(),
             "duals": {n: {key_str(k): _num(x) for k, x in vals.items()} for n, vals in self.duals.items()},
+            "reports": {n: {key_str(k): _value(x) for k, x in vals.items()} for n, vals in self.reports.items()},
+            "aux": {label: _aux_dict(r) for label, r in self.aux.items()},
         } | self._mpcc_dict()
 
     def _verification_dict(self):

@@ -1059,6 +1059,12 @@ class Shrinker:
     def budget(self) -> bool:
         return self.runs < self.max_runs and time.monotonic() - self.t0 < self.max_secs
 
+    def matches(self, out: dict) -> bool:
+        """Still the same finding?  (A timeout or crash is one wherever it is interrupted.)"""
+        if self.key[0] in ("timeout", "crash"):
+            return out["cls"] == self.key[0]
+        return group_key(out) == self.key
+
     def first_passing(self, cands: list[Mutant]) -> Mutant | None:
         """The first candidate (in order) that keeps the key, testing ``jobs`` at a time."""
         batch = max(1, self.runner.jobs)
@@ -1070,7 +1076,7 @@ class Shrinker:
             if todo:
                 self.runs += len(todo)
                 for j, out in self.runner.run(todo):
-                    self.cache[todo[j].digest()] = group_key(out) == self.key
+                    self.cache[todo[j].digest()] = self.matches(out)
             for c in part:
                 if self.cache[c.digest()]:
                     return c
@@ -1176,8 +1182,39 @@ def _diff(m: Mutant, limit: int = 12) -> str:
     return "\n".join(out)
 
 
+def source_digest() -> tuple[str, int]:
+    """A digest of the package's source files (mechdsl/, compilers/, grammar/) and their number."""
+    h = hashlib.sha1()
+    files = sorted(p for d in ("mechdsl", "compilers", "grammar") for p in (ROOT / d).rglob("*")
+                   if p.suffix in (".py", ".lark") and "__pycache__" not in p.parts)
+    for p in files:
+        h.update(str(p.relative_to(ROOT)).encode())
+        try:
+            h.update(p.read_bytes())
+        except OSError:
+            pass
+    return h.hexdigest(), len(files)
+
+
+def _git_head() -> str:
+    try:
+        head = (ROOT / ".git" / "HEAD").read_text().strip()
+        if head.startswith("ref: "):
+            return (ROOT / ".git" / head[5:]).read_text().strip()[:12]
+        return head[:12]
+    except OSError:
+        return "?"
+
+
 def campaign(args) -> int:
     t0 = time.monotonic()
+    digest0, nfiles = source_digest()
+    if args.preload:
+        # import (and warm up) mechdsl once, here: the forked workers share this snapshot of the code,
+        # so an edit of the source tree during the campaign does not mix versions
+        _imports()
+    print(f"mechdsl source snapshot {digest0[:12]} ({nfiles} files; git HEAD {_git_head()}"
+          f"{'; preloaded before forking' if args.preload else ''})", flush=True)
     corpus = load_corpus()
     mutants = generate(args.n, args.seed, corpus)
     gen_secs = time.monotonic() - t0
@@ -1216,16 +1253,32 @@ def campaign(args) -> int:
             best = min(idxs, key=lambda i: (mutants[i].size(), i))
             reps[key] = (best, mutants[best])
         shrunk = {}
+        slow_runner = None
         if args.shrink:
-            for key in sorted(groups, key=lambda k: -len(groups[k])):
+            for key in sorted(groups, key=lambda k: (k[0] == "timeout", -len(groups[k]), k)):
                 best, m = reps[key]
-                budget = args.shrink_runs if key[0] != "timeout" else max(4, args.shrink_runs // 20)
-                s = Shrinker(runner, key, max_runs=budget, max_secs=args.shrink_secs)
+                if key[0] == "timeout":
+                    # a candidate still counts as slow past half the limit: that halves the cost of each step
+                    if slow_runner is None:
+                        slow_runner = Runner(args.jobs, max(1.0, args.timeout / 2), args.mem_mb, args.solve)
+                    s = Shrinker(slow_runner, key, max_runs=max(8, args.shrink_runs // 8),
+                                 max_secs=args.shrink_secs * 1.5)
+                else:
+                    s = Shrinker(runner, key, max_runs=args.shrink_runs, max_secs=args.shrink_secs)
                 sm = s.shrink(m)
                 shrunk[key] = (sm, s.runs)
                 print(f"  shrunk {key[1]} @ {key[-1]}: {m.size()} -> {sm.size()} bytes ({s.runs} runs)", flush=True)
+            if slow_runner is not None:
+                slow_runner.close()
         restarts = runner.restarts
     total_secs = time.monotonic() - t0
+    digest1, _ = source_digest()
+    args.source = {"digest": digest0, "git_head": _git_head(), "changed_during_run": digest1 != digest0,
+                   "preloaded": bool(args.preload)}
+    if digest1 != digest0:
+        print(f"note: the mechdsl source changed during the campaign ({digest0[:12]} -> {digest1[:12]})"
+              + ("; the workers ran the snapshot imported at the start" if args.preload else
+                 "; workers started later may have run the new code"), flush=True)
     return report(args, mutants, counts, stages, groups, outcomes, reps, shrunk, slowest, run_secs,
                   total_secs, restarts, solve_msgs)
 
@@ -1257,7 +1310,7 @@ def report(args, mutants, counts, stages, groups, outcomes, reps, shrunk, slowes
     if solve_msgs:
         print("solve_error (exit 1, not a spec error) messages: "
               + "; ".join(f"{k} x{c}" for k, c in solve_msgs.most_common(5)))
-    summary = {"n": n, "seed": args.seed, "timeout": args.timeout, "jobs": args.jobs, "run_secs": run_secs,
+    summary = {"source": getattr(args, "source", None), "n": n, "seed": args.seed, "timeout": args.timeout, "jobs": args.jobs, "run_secs": run_secs,
                "total_secs": total_secs, "rate": n / max(run_secs, 1e-9), "counts": dict(counts),
                "slowest": [[secs, mutants[i].spec, list(mutants[i].ops)] for secs, i in slowest[:20]],
                "solve_error_messages": dict(solve_msgs or {}), "groups": []}
@@ -1315,8 +1368,12 @@ def main(argv=None) -> int:
     ap.add_argument("--shrink-secs", type=float, default=120.0, help="seconds per group when shrinking")
     ap.add_argument("--solve", action="store_true", help="also run Model.solve() (slow)")
     ap.add_argument("--mem-mb", type=int, default=3000, help="address-space limit per worker (MB, 0: none)")
+    ap.add_argument("--no-preload", dest="preload", action="store_false",
+                    help="do not import mechdsl before forking the workers (each imports it from disk)")
     ap.add_argument("--progress-every", type=float, default=30.0, help="seconds between progress lines")
     args = ap.parse_args(argv)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")  # one thread per worker: --jobs is the parallelism
     return campaign(args)
 
 

@@ -29,7 +29,7 @@ def test_solve_json_every_spec(capsys, spec):
     assert code == 0, err
     doc = json.loads(out)  # exactly one JSON object on stdout
     assert set(doc) == {"status", "objective", "problem_class", "solver", "variables", "parameters", "verification",
-                        "duals"}
+                        "duals", "reports", "aux"}
     assert doc["status"] in ("optimal", "locally optimal")
     assert math.isfinite(doc["objective"])
     v = doc["verification"]

@@ -16,11 +16,11 @@ from ..errors import Diagnostic, MechSemanticError
 from ..semantics.check import SymbolTable
 from ..syntax import ast
 from . import nodes as ir
-from .sym import (AuxRef, Expectation, IFilter, IList, INamed, IProduct, IRange, IterProd,
-                  IterSum, DomainNode)
+from .sym import (ITERATED, AuxRef, Expectation, IFilter, IfThenElse, IList, INamed, IProduct, IRange,
+                  DomainNode)
 
 _REL = {"<=": sp.Le, ">=": sp.Ge, "==": sp.Eq, "!=": sp.Ne, "<": sp.Lt, ">": sp.Gt}
-_FUNCS = {"sqrt": sp.sqrt, "log": sp.log, "exp": sp.exp, "abs": sp.Abs}
+_FUNCS = {"sqrt": sp.sqrt, "log": sp.log, "exp": sp.exp, "abs": sp.Abs, "floor": sp.floor, "ceil": sp.ceiling}
 
 
 def number(v: float) -> sp.Expr:
@@ -59,11 +59,18 @@ class Lowerer:
         self.utilities: list[ir.UtilityDef] = []
         self.functions: list[ir.UtilityDef] = []
         self._expansions: dict[tuple, tuple] = {}  # (def, argument expressions) -> (expansion, def kept alive)
+        self.reports: dict[str, ast.ReportDecl] = {}  # a report used in a later report is expanded in place
 
     # ------------------------------------------------------------------ top
     def run(self) -> ir.Mechanism:
-        data, vars_, cons, obj = [], [], [], None
+        data, vars_, cons, obj, reports = [], [], [], None, []
         for item in self.module.items:
+            if isinstance(item, ast.ReportDecl):
+                self.reports[item.name] = item
+                dom, scope = self.domain(item.index, {})
+                reports.append(ir.ReportDef(item.name, dom, len(dom.binders) if dom else 0,
+                                            self.expr(item.expr, scope), item.span))
+                continue
             if isinstance(item, ast.SetDecl):
                 data.append(ir.SetDef(item.name, self.set_node(item.value, {}), self.table[item.name].dim, item.span))
             elif isinstance(item, ast.ParamDecl):
@@ -92,7 +99,7 @@ class Lowerer:
                 raise AssertionError(type(item))
         return ir.Mechanism(self.module.span.file, self.module.source, tuple(data),
                             ir.Problem(tuple(vars_), tuple(cons), obj), tuple(self.utilities),
-                            tuple(self.functions))
+                            tuple(self.functions), tuple(reports))
 
     # ------------------------------------------------------------ pieces
     def domain(self, spec: ast.IndexSpec | None, scope: dict) -> tuple[ir.Domain | None, dict]:
@@ -250,10 +257,22 @@ class Lowerer:
     def ex_Name(self, e, scope):
         if e.id in scope:
             return scope[e.id]
+        if e.id in self.reports:
+            return self._report(self.reports[e.id], ())
         return sp.Symbol(e.id)
+
+    def _report(self, d: ast.ReportDecl, args: tuple):
+        binders = [b for item in (d.index.items if d.index else ()) for b in item.binders]
+        key = (id(d), args)
+        hit = self._expansions.get(key)
+        if hit is None:
+            hit = self._expansions[key] = (self.expr(d.expr, dict(zip(binders, args))), d)
+        return hit[0]
 
     def ex_Indexed(self, e, scope):
         args = [self.expr(a, scope) for a in e.args]
+        if e.base in self.reports and e.base not in scope:
+            return self._report(self.reports[e.base], tuple(args))
         base = scope.get(e.base)
         if base is None:
             base = sp.IndexedBase(e.base)
@@ -262,13 +281,18 @@ class Lowerer:
     def ex_Attribute(self, e, scope):
         t = e.target
         base, args = (t.base, t.args) if isinstance(t, ast.Indexed) else (t.id, ())
-        return AuxRef(sp.Symbol(base), sp.Tuple(*[self.expr(a, scope) for a in args]), sp.Symbol(e.attr))
+        ref = (sp.Symbol(base), sp.Tuple(*[self.expr(a, scope) for a in args]), sp.Symbol(e.attr))
+        if e.args:
+            ref += (sp.Tuple(*[self.expr(a, scope) for a in e.args]),)
+        return AuxRef(*ref)
 
     def ex_Call(self, e, scope):
         what = f"an argument of {e.func}()"
         args = [self.number_expr(a, scope, what) for a in e.args]
         if e.func in _FUNCS:
             return _FUNCS[e.func](args[0])
+        if e.func == "mod":
+            return sp.Mod(*args)
         if e.func == "min":
             return sp.Min(*args)
         if e.func == "max":
@@ -311,8 +335,16 @@ class Lowerer:
     def ex_Iterate(self, e, scope):
         dom, inner = self.domain(e.index, scope)
         body = self.expr(e.body, inner)
-        cls = IterSum if e.op == "sum" else IterProd
-        return cls(body, domain_node(dom), dom.cond if dom.cond is not None else sp.true)
+        return ITERATED[e.op](body, domain_node(dom), dom.cond if dom.cond is not None else sp.true)
+
+    def ex_Conditional(self, e, scope):
+        cond = self.expr(e.cond, scope)
+        a, b = self.expr(e.then, scope), self.expr(e.orelse, scope)
+        if cond is sp.true:
+            return a
+        if cond is sp.false:
+            return b
+        return IfThenElse(cond, a, b)
 
     def ex_Expect(self, e, scope):
         sym = self.table[e.subject]

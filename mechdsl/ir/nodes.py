@@ -189,6 +189,17 @@ class AuxDef:
     span: Span
 
 
+@dataclass(frozen=True)
+class ReportDef:
+    """``report NAME[idx] = expr;``: a derived output evaluated on the solution (after the solve)."""
+
+    name: str
+    domain: Domain | None
+    dim: int
+    expr: sp.Basic
+    span: Span
+
+
 Decl = Union[SetDef, ParamDef, TypeDef, PopulationDef, AuxDef]
 
 
@@ -202,6 +213,7 @@ class Mechanism:
     problem: Problem
     utilities: tuple[UtilityDef, ...] = ()
     functions: tuple[UtilityDef, ...] = ()  #: every top-level def as a template (args are symbols in body)
+    reports: tuple[ReportDef, ...] = ()  #: derived outputs, in declaration order
 
     def decl(self, name: str):
         return next((d for d in self.data_decls if d.name == name), None)

@@ -63,12 +63,53 @@ class IterProd(sp.Expr):
     """``prod{...} body``; same args as :class:`IterSum`."""
 
 
+class IterMax(sp.Expr):
+    """``max{...} body``; same args as :class:`IterSum`.  Over variables, an exact epigraph where its
+    position allows it (as for n-ary max)."""
+
+
+class IterMin(sp.Expr):
+    """``min{...} body``; same args as :class:`IterSum`."""
+
+
+class IterArgMax(sp.Expr):
+    """``argmax{i in S: cond} body``: the first element of S (in set order) where body is largest.
+
+    The body is data.  A later element replaces the best so far only if its value is larger by more
+    than ``ARG_TOL * max(1, |best|)``, so ties (and rounding noise) go to the earlier element."""
+
+
+class IterArgMin(sp.Expr):
+    """``argmin{...} body``: as :class:`IterArgMax`, for the smallest value."""
+
+
+class IterAll(sp.logic.boolalg.Boolean):
+    """``forall{...} cond``: true when cond holds for every element (true over an empty set)."""
+
+
+class IterAny(sp.logic.boolalg.Boolean):
+    """``exists{...} cond``: true when cond holds for some element (false over an empty set)."""
+
+
+#: Relative tolerance of argmax / argmin ties.
+ARG_TOL = 1e-9
+
+
+class IfThenElse(sp.Expr):
+    """``if cond then a else b``; args: (cond, a, b).  The condition is data (params and indices)."""
+
+
 class Expectation(sp.Expr):
     """``E[subject | cond](body)``; args: (body, Symbol(subject), cond)."""
 
 
 class AuxRef(sp.Expr):
-    """``aux[idx].attr``; args: (Symbol(aux), Tuple(idx...), Symbol(attr))."""
+    """``aux[idx].attr`` or ``aux[idx].x[k]``; args: (Symbol(aux), Tuple(idx...), Symbol(attr)[, Tuple(k...)])."""
+
+
+#: Iterated forms by the op of the spec: the SymPy class of each.
+ITERATED = {"sum": IterSum, "prod": IterProd, "max": IterMax, "min": IterMin, "argmax": IterArgMax,
+            "argmin": IterArgMin, "forall": IterAll, "exists": IterAny}
 
 
 class DomainNode(sp.Basic):

@@ -22,8 +22,15 @@ NUM, BOOL, CON = "number", "condition", "constraint"
 
 #: Built-in functions: name -> (min args, max args or None for n-ary).
 BUILTINS = {"sqrt": (1, 1), "log": (1, 1), "exp": (1, 1), "abs": (1, 1),
-            "min": (2, None), "max": (2, None)}
-AUX_ATTRS = ("objective",)
+            "min": (2, None), "max": (2, None), "floor": (1, 1), "ceil": (1, 1), "mod": (2, 2)}
+#: Built-ins whose arguments must be data (params and indices), never decision variables.
+DATA_ONLY = ("floor", "ceil", "mod")
+#: Attributes of every aux problem (besides its variables), with their sort.
+AUX_ATTRS = {"objective": NUM, "feasible": BOOL}
+#: Iterated forms: op -> (sort of the body, sort of the result, whether the body may hold variables).
+ITERATED = {"sum": (NUM, NUM, True), "prod": (NUM, NUM, True), "max": (NUM, NUM, True), "min": (NUM, NUM, True),
+            "argmax": (NUM, NUM, False), "argmin": (NUM, NUM, False),
+            "forall": (BOOL, BOOL, False), "exists": (BOOL, BOOL, False)}
 
 
 @dataclass
@@ -80,6 +87,7 @@ class Checker:
         self.table: dict[str, Symbol] = {}
         self.local: dict[str, Symbol] | None = None  # aux-local symbols
         self.in_aux: str | None = None
+        self.in_report = False
         self.objectives = 0
 
     # ------------------------------------------------------------- plumbing
@@ -303,6 +311,20 @@ class Checker:
             self.error("only one objective is allowed", d.span)
         self.expect_sort(d.expr, _Scope(), NUM, "the objective")
 
+    def decl_ReportDecl(self, d: ast.ReportDecl):
+        scope, dim = self.index_spec(d.index, _Scope(), f"report '{d.name}'")
+        self.in_report = True
+        try:
+            self.expr(d.expr, scope)
+        finally:
+            self.in_report = False
+        self.declare(d.name, Symbol("report", dim, d), d.span)
+
+    def _report_use(self, name, span):
+        if not self.in_report:
+            self.error(f"report '{name}' is evaluated after the solve and can only be used in other reports",
+                       span, help="use a def or a param for a value the model needs")
+
     def decl_AuxDecl(self, d: ast.AuxDecl):
         scope, dim = self.index_spec(d.index, _Scope(), f"aux '{d.name}'")
         sym = Symbol("aux", dim, d)
@@ -375,6 +397,11 @@ class Checker:
         if sym.kind == "population":
             self.error(f"population '{e.id}' can only be used inside E[{e.id}](...)", e.span)
             return _Info(NUM)
+        if sym.kind == "report":
+            self._report_use(e.id, e.span)
+            if sym.dim != 0:
+                self.error(f"report '{e.id}' needs {sym.dim} index(es)", e.span)
+            return _Info(None)
         self.error(f"'{e.id}' is a {sym.kind} and cannot be used as a value here", e.span)
         return _Info(None)
 
@@ -402,6 +429,12 @@ class Checker:
         if sym.kind == "population":
             self.error(f"population '{e.base}' can only be used inside E[{e.base}](...)", e.span)
             return _Info(NUM)
+        if sym.kind == "report":
+            self._report_use(e.base, e.base_span)
+            if nargs != sym.dim:
+                self.error(f"wrong number of indices for report '{e.base}': expected {sym.dim}, got {nargs}",
+                           e.span)
+            return _Info(None)
         if sym.kind not in ("param", "var", "aux"):
             self.error(f"'{e.base}' is a {sym.kind} and cannot be indexed", e.base_span)
             return _Info(None)
@@ -439,13 +472,21 @@ class Checker:
             self.expect_sort(a, scope, NUM, "an index", allow_var=False)
         if len(args) != sym.dim:
             self.error(f"wrong number of indices for aux '{base}': expected {sym.dim}, got {len(args)}", t.span)
-        if e.attr not in AUX_ATTRS and e.attr not in sym.aux_vars:
+        for a in e.args:
+            self.expect_sort(a, scope, NUM, "an index", allow_var=False)
+        if e.attr in AUX_ATTRS and e.attr not in sym.aux_vars:
+            if e.args:
+                self.error(f"'{e.attr}' of aux '{base}' is not indexed", e.span)
+            return _Info(AUX_ATTRS[e.attr])
+        if e.attr not in sym.aux_vars:
             choices = list(AUX_ATTRS) + list(sym.aux_vars)
             self.error(f"aux '{base}' has no attribute '{e.attr}'", e.span,
                        help=did_you_mean(e.attr, choices) or f"attributes: {', '.join(choices)}")
-        elif e.attr in sym.aux_vars and sym.aux_vars[e.attr] != 0:
-            self.error(f"attribute '{e.attr}' of aux '{base}' is an indexed variable; only scalar results can be used",
-                       e.span)
+        elif sym.aux_vars[e.attr] != len(e.args):
+            want = sym.aux_vars[e.attr]
+            self.error(f"variable '{e.attr}' of aux '{base}' takes {want} index(es), got {len(e.args)}", e.span,
+                       help=f"write {base}{'[…]' if sym.dim else ''}.{e.attr}[{', '.join('…' for _ in range(want))}]"
+                       if want else None)
         return _Info(NUM)
 
     def ex_Call(self, e: ast.Call, scope):
@@ -457,6 +498,8 @@ class Checker:
             if n < lo or (hi is not None and n > hi):
                 want = f"{lo}" if lo == hi else f"at least {lo}"
                 self.error(f"{e.func}() takes {want} argument(s), got {n}", e.span)
+            if e.func in DATA_ONLY and has_var:
+                self.error(f"{e.func}() of a decision variable is not allowed: its argument must be data", e.span)
             return _Info(NUM, has_var)
         sym = self.lookup(e.func)
         if sym is None:
@@ -502,10 +545,25 @@ class Checker:
         self.error("complements(...) can only be a whole constraint", e.span)
         return _Info(BOOL, True)
 
+    def ex_Conditional(self, e: ast.Conditional, scope):
+        self.expect_sort(e.cond, scope, BOOL, "the condition of if-then-else", allow_var=False)
+        a = self.expr(e.then, scope)
+        b = self.expr(e.orelse, scope)
+        sorts = {i.sort for i in (a, b)} - {None}
+        if len(sorts) > 1:
+            self.error("type mismatch: the branches of if-then-else must both be numbers or both be conditions",
+                       e.span)
+        return _Info(sorts.pop() if len(sorts) == 1 else None, a.has_var or b.has_var)
+
     def ex_Iterate(self, e: ast.Iterate, scope):
-        inner, _ = self.index_spec(e.index, scope, f"{e.op}{{...}}")
-        info = self.expect_sort(e.body, inner, NUM, f"the body of {e.op}")
-        return _Info(NUM, info.has_var)
+        inner, dim = self.index_spec(e.index, scope, f"{e.op}{{...}}")
+        body_sort, sort, var_ok = ITERATED[e.op]
+        what = f"the body of {e.op}{{...}}"
+        info = self.expect_sort(e.body, inner, body_sort, what, allow_var=var_ok)
+        if e.op in ("argmax", "argmin") and dim != 1:
+            self.error(f"{e.op}{{...}} needs exactly one index name (its result is that index's value), "
+                       f"got {dim}", e.index.span)
+        return _Info(sort, info.has_var and var_ok)
 
     def ex_Expect(self, e: ast.Expect, scope):
         sym = self.lookup(e.subject)

@@ -41,6 +41,7 @@ class Attribute(Node):
 
     target: "Expr"
     attr: str
+    args: tuple["Expr", ...] = ()  #: ``A[r].x[k]``: the indices of an indexed aux variable
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +96,18 @@ class Complements(Node):
 
 
 @dataclass(frozen=True, slots=True)
+class Conditional(Node):
+    """``if cond then a else b`` (the condition is data: params and indices)."""
+
+    cond: "Expr"
+    then: "Expr"
+    orelse: "Expr"
+
+
+@dataclass(frozen=True, slots=True)
 class Iterate(Node):
-    """``sum{i in S: cond} body`` or ``prod{...} body``."""
+    """``sum{i in S: cond} body``, ``prod``, ``max``, ``min``, ``argmax``, ``argmin`` (numbers) or
+    ``forall``, ``exists`` (conditions)."""
 
     op: str
     index: "IndexSpec"
@@ -119,7 +130,7 @@ class ArrayLit(Node):
 
 
 Expr = Union[Num, Name, Indexed, Attribute, Call, BinOp, Neg, Compare, BoolOp, Not,
-             Implies, Complements, Iterate, Expect]
+             Implies, Complements, Conditional, Iterate, Expect]
 
 
 # ------------------------------------------------------------------------ sets
@@ -238,6 +249,15 @@ class ObjectiveDecl(Node):
 
 
 @dataclass(frozen=True, slots=True)
+class ReportDecl(Node):
+    """``report NAME[idx] = expr;``: a derived output, evaluated after the solve."""
+
+    name: str
+    index: IndexSpec | None
+    expr: Expr
+
+
+@dataclass(frozen=True, slots=True)
 class AuxDecl(Node):
     name: str
     index: IndexSpec | None
@@ -245,7 +265,7 @@ class AuxDecl(Node):
 
 
 Decl = Union[ParamDecl, SetDecl, TypeDecl, PopulationDecl, VarDecl, DefDecl,
-             ConstraintDecl, ObjectiveDecl, AuxDecl]
+             ConstraintDecl, ObjectiveDecl, AuxDecl, ReportDecl]
 
 
 @dataclass(frozen=True, slots=True)

@@ -128,6 +128,11 @@ class AstBuilder(Transformer):
         name = str(children[1]) if len(children) == 3 else None
         return ast.ObjectiveDecl(self._span(meta), sense, name, children[-1])
 
+    def report_decl(self, meta, children):
+        name = children[0]
+        index = next((c for c in children[1:2] if isinstance(c, ast.IndexSpec)), None)
+        return ast.ReportDecl(self._span(meta), str(name), index, children[-1])
+
     def aux_decl(self, meta, children):
         name = children[0]
         index = next((c for c in children[1:2] if isinstance(c, ast.IndexSpec)), None)
@@ -186,6 +191,14 @@ class AstBuilder(Transformer):
     def attribute(self, meta, children):
         target, attr = children
         return ast.Attribute(self._span(meta), target, str(attr))
+
+    def indexed_attribute(self, meta, children):
+        target, attr, *args = children
+        return ast.Attribute(self._span(meta), target, str(attr), tuple(args))
+
+    def conditional(self, meta, children):
+        cond, then, orelse = children
+        return ast.Conditional(self._span(meta), cond, then, orelse)
 
     def call(self, meta, children):
         func, *args = children
