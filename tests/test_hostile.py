@@ -156,3 +156,97 @@ def test_internal_error_says_report_with_version(monkeypatch, capsys):
     monkeypatch.setattr(cli, "cmd_check", boom)
     code, out, err = run(capsys, "check", SPECS / "screening.mech")
     assert code == 3 and "please report" in err and mechdsl.__version__ in err
+
+
+# ------------------------------------------------------------ errors found while building a model
+# Each compiler (the compiled form, CasADi, Pyomo) used to raise a solver failure (exit 1) with the span
+# only inside its text; these are data errors (exit 2) in the file:line:col form with the source and a caret.
+CARET = re.compile(r"^\s*\d+ \| .*\n\s*\^+", re.MULTILINE)
+
+LB_ABOVE_UB = ("param a = 2;\nvar x[k in 1..3] >= a*k - 3, <= 1;\n"
+               "maximize sum{k in 1..3} log(1 + x[k]);\n")
+DATA_ALONE = "param a = 2;\nvar x >= 0, <= 1;\nconstraint C: a <= 1;\nmaximize log(1 + x);\n"
+#: which compiler builds the model: the compiled form (default), CasADi (--solver ipopt), Pyomo (relax)
+PATHS = {"form": (), "casadi": ("--solver", "ipopt"), "pyomo": ("--solver", "ipopt", "--mpcc", "relax")}
+
+
+def _located_at(err: str, spec: Path, line: int) -> bool:
+    return f"{spec}:{line}:1: error: " in err and bool(CARET.search(err))
+
+
+@pytest.mark.parametrize("path", sorted(PATHS))
+def test_var_lower_bound_above_upper_is_a_located_data_error(tmp_path, capsys, path):
+    spec = tmp_path / "lbub.mech"
+    spec.write_text(LB_ABOVE_UB)
+    code, out, err = run(capsys, "solve", spec, *PATHS[path])
+    assert code == 2, err
+    assert _located_at(err, spec, 2), err
+    assert "var x[3] has lower bound 3 above its upper bound 1" in err
+    assert "internal error" not in err
+
+
+def test_var_lower_bound_above_upper_in_compile(tmp_path, capsys):
+    spec = tmp_path / "lbub.mech"
+    spec.write_text(LB_ABOVE_UB.replace("log(1 + x[k])", "x[k]"))
+    for extra in ((), ("--solver", "ipopt")):
+        code, out, err = run(capsys, "compile", spec, *extra)
+        assert code == 2 and _located_at(err, spec, 2) and "above its upper bound" in err, err
+
+
+@pytest.mark.parametrize("path", sorted(PATHS))
+def test_constraint_violated_by_the_data_is_a_located_data_error(tmp_path, capsys, path):
+    spec = tmp_path / "data_alone.mech"
+    spec.write_text(DATA_ALONE if path != "form" else DATA_ALONE.replace("log(1 + x)", "x"))
+    code, out, err = run(capsys, "solve", spec, *PATHS[path])
+    assert code == 2, err
+    assert _located_at(err, spec, 3), err
+    assert "in constraint C: no variable is left in it and the data alone violate it" in err
+
+
+def test_indexed_constraint_violated_by_the_data_names_the_row(tmp_path, capsys):
+    spec = tmp_path / "rows.mech"
+    spec.write_text("param c[k in 1..3] = k;\nvar x >= 0, <= 1;\nconstraint C[k in 1..3]: c[k] <= 2;\n"
+                    "maximize x;\n")
+    code, out, err = run(capsys, "solve", spec)
+    assert code == 2 and _located_at(err, spec, 3), err
+    assert "in constraint C[3]:" in err and "(by 1)" in err
+
+
+def test_no_alternative_can_hold_is_a_located_data_error(tmp_path, capsys):
+    spec = tmp_path / "noalt.mech"
+    spec.write_text("param a = 2;\nvar x >= 0, <= 1;\nconstraint C: a <= 1 or a >= 3;\nmaximize x;\n")
+    code, out, err = run(capsys, "solve", spec)
+    assert code == 2 and _located_at(err, spec, 3), err
+    assert "no alternative of it can hold" in err
+
+
+def test_unsupported_premise_shows_the_source(tmp_path, capsys):
+    spec = tmp_path / "imp.mech"
+    spec.write_text("var x[i in 1..2] >= 0, <= 5;\nic C: x[1] == 2 -> x[2] <= 1;\nmaximize x[1] + x[2];\n")
+    code, out, err = run(capsys, "solve", spec)
+    assert code == 2 and _located_at(err, spec, 2), err
+    assert "a premise with variables must be an inequality" in err
+
+
+@pytest.mark.parametrize("compiler", ["form", "casadi", "pyomo"])
+def test_each_compiler_raises_a_located_eval_error(compiler):
+    """The three build sites themselves (not only whichever the CLI reaches first): an EvalError at the var."""
+    import mechdsl
+    from mechdsl.evaluate import EvalError
+
+    m = mechdsl.loads(LB_ABOVE_UB, "lbub.mech")
+    inst = m.instance()
+    problem = m.mech.problem
+    with pytest.raises(EvalError) as err:
+        if compiler == "form":
+            from mechdsl.compilers.standard.build import build
+            build(problem, inst)
+        elif compiler == "casadi":
+            from mechdsl.compilers.casadi.nlp import build_nlp
+            build_nlp(problem, inst, None, var_names={v.name for v in problem.vars}, name="lbub")
+        else:
+            from mechdsl.compilers.pyomo.model import compile_problem
+            compile_problem(problem, inst, name="lbub", var_names={v.name for v in problem.vars})
+    assert err.value.exit_code == 2
+    assert err.value.span is not None and err.value.span.line == 2
+    assert "var x[3] has lower bound 3 above its upper bound 1" in err.value.message

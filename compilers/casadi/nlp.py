@@ -39,7 +39,6 @@ import casadi as ca
 import numpy as np
 import sympy as sp
 
-from mechdsl.errors import SolveError
 from mechdsl.evaluate import EvalError, Evaluator, Target, canon
 from mechdsl.ir import nodes as ir
 from mechdsl.ir.sym import Expectation
@@ -372,9 +371,10 @@ class _Builder:
                             dv = np.asarray(d, dtype=float)
                             ok = {"<=": np.all(dv <= 1e-9), ">=": np.all(dv >= -1e-9),
                                   "==": np.all(np.abs(dv) <= 1e-9)}[op]
-                            if not ok:
-                                raise SolveError(f"{c.span}: constraint {c.name}{_fmt(key)} is violated by the "
-                                                 "data alone; the model is infeasible", status="infeasible")
+                            if not ok:  # a data error, located at the constraint (the handler below says which)
+                                by = {"<=": np.max(dv), ">=": -np.min(dv), "==": np.max(np.abs(dv))}[op]
+                                raise EvalError(f"no variable is left in it and the data alone violate it (by "
+                                                f"{float(by):g}), so the model is infeasible", span=c.span)
                             continue
                         lo = 0.0 if op in (">=", "==") else -math.inf
                         hi = 0.0 if op in ("<=", "==") else math.inf
@@ -536,9 +536,9 @@ class CasadiNLP:
                 ub = _bound(self.num, v.ub, local)
                 if v.kind == "nonnegative":
                     lb = 0.0 if lb is None else max(lb, 0.0)
-                if lb is not None and ub is not None and lb > ub + 1e-12:
-                    raise SolveError(f"{v.span}: var {v.name}{_fmt(key)} has lower bound {lb} above its upper "
-                                     f"bound {ub}; the model is infeasible", status="infeasible")
+                if lb is not None and ub is not None and lb > ub + 1e-12:  # a data error, located at the var
+                    raise EvalError(f"var {v.name}{_fmt(key)} has lower bound {float(lb):g} above its upper "
+                                    f"bound {float(ub):g}, so no value fits", span=v.span)
                 init = self.num.value(v.init, local) if v.init is not None else None
                 keys.append(key)
                 self.index.setdefault(v.name, {})[key] = len(self.cols)

@@ -18,7 +18,7 @@ import pyomo.environ as pyo
 from pyomo.core.expr.numvalue import is_constant, value as pyo_value
 from pyomo.core.util import quicksum
 
-from mechdsl.errors import MechError, SolveError
+from mechdsl.errors import Diagnostic, MechError
 from mechdsl.evaluate import EvalError, Evaluator, Target, canon
 from mechdsl.ir import nodes as ir
 
@@ -37,6 +37,16 @@ SMOOTHING_FINAL = 1e-9
 
 class UnsupportedError(MechError):
     """The spec uses a construct this backend cannot compile yet."""
+
+
+def located(inst, span, message: str) -> str:
+    """``message`` at ``span`` in the ``file:line:col: error:`` form, with the source line and a caret
+    (the spec's text comes from the instance's lowered mechanism)."""
+    if span is None:
+        return f"error: {message}"
+    mech = getattr(inst, "mech", None)
+    source = getattr(mech, "source", None)
+    return Diagnostic(message, span).render({span.file: source} if source is not None else {})
 
 
 class PyomoTarget(Target):
@@ -211,9 +221,9 @@ def compile_problem(problem: ir.Problem, inst, env: dict | None = None, name: st
             key = tuple(local[b] for b in v.domain.binders) if v.domain else ()
             lb = _bound(num, v.lb, local)
             ub = _bound(num, v.ub, local)
-            if lb is not None and ub is not None and lb > ub + 1e-12:
-                raise SolveError(f"{v.span}: var {v.name}{_fmt(key)} has lower bound {lb} above its upper bound {ub}; "
-                                 "the model is infeasible", status="infeasible")
+            if lb is not None and ub is not None and lb > ub + 1e-12:  # a data error, located at the var
+                raise EvalError(f"var {v.name}{_fmt(key)} has lower bound {float(lb):g} above its upper bound "
+                                f"{float(ub):g}, so no value fits", span=v.span)
             bounds[key] = (lb, ub)
             inits[key] = num.value(v.init, local) if v.init is not None else None
         integer |= v.kind in ("binary", "integer")
@@ -384,14 +394,14 @@ def _compile_constraint(model, c: ir.ConstraintDef, ev: Evaluator, num: Evaluato
         bar.step()
         key = tuple(local[b] for b in binders)
         try:
-            for part, item in _items(c.body, num, local, c):
+            for part, item in _items(c.body, num, local, c, inst=getattr(num, "inst", None)):
                 if item[0] == "rel":
                     e = relation(item[1], key)
                     if e is True:
                         continue
-                    if e is False:
-                        raise SolveError(f"{c.span}: constraint {c.name}{_fmt(key)} is violated by the data alone; "
-                                         "the model is infeasible", status="infeasible")
+                    if e is False:  # a data error, located at the constraint (the handler below says which)
+                        raise EvalError("no variable is left in it and the data alone violate it, so the model "
+                                        "is infeasible", span=c.span)
                     rows.setdefault(part, {})[key] = e
                 elif item[0] == "compl":
                     a = ev.value(item[1], local, 0)
@@ -426,8 +436,8 @@ def _compile_constraint(model, c: ir.ConstraintDef, ev: Evaluator, num: Evaluato
                         if cons is not None:
                             alts.append(cons)
                     if not alts:
-                        raise SolveError(f"{c.span}: no alternative of constraint {c.name}{_fmt(key)} can hold; "
-                                         "the model is infeasible", status="infeasible")
+                        raise EvalError("no alternative of it can hold on the data, so the model is infeasible",
+                                        span=c.span)
                     if any(len(a) == 0 for a in alts):
                         continue  # an alternative holds trivially
                     disj[(part, key)] = alts
@@ -531,50 +541,50 @@ def _negate(cond, ev: Evaluator, env, tol, flag):
             ">": lambda: lhs <= rhs}[op]()
 
 
-def _items(body, num: Evaluator, env, c: ir.ConstraintDef, prefix=""):
+def _items(body, num: Evaluator, env, c: ir.ConstraintDef, prefix="", inst=None):
     """Yield (part label, item): ("rel", Rel), ("compl", a, b) or ("disj", alternatives)."""
     if isinstance(body, ir.Rel):
         yield prefix, ("rel", body)
     elif isinstance(body, ir.AllOf):
         for k, p in enumerate(body.parts, 1):
-            yield from _items(p, num, env, c, f"{prefix}{k}" if not prefix else f"{prefix}_{k}")
+            yield from _items(p, num, env, c, f"{prefix}{k}" if not prefix else f"{prefix}_{k}", inst)
     elif isinstance(body, ir.Implication):
         if not num.has_var(body.premise):
             if num.truth(body.premise, env):
-                yield from _items(body.conclusion, num, env, c, prefix)
+                yield from _items(body.conclusion, num, env, c, prefix, inst)
             return
-        conclusion = _plain_rels(body.conclusion, c)
-        premises = _conjuncts(body.premise, c)
+        conclusion = _plain_rels(body.conclusion, c, inst)
+        premises = _conjuncts(body.premise, c, inst)
         yield prefix, ("impl", premises, conclusion)
     elif isinstance(body, ir.AnyOf):
-        yield prefix, ("disj", [_plain_rels(p, c) for p in body.parts])
+        yield prefix, ("disj", [_plain_rels(p, c, inst) for p in body.parts])
     elif isinstance(body, ir.Complementarity):
         yield prefix, ("compl", body.a, body.b)
     else:  # pragma: no cover
         raise AssertionError(type(body))
 
 
-def _plain_rels(body, c) -> list:
+def _plain_rels(body, c, inst=None) -> list:
     if isinstance(body, ir.Rel):
         return [body]
     if isinstance(body, ir.AllOf) and all(isinstance(p, ir.Rel) for p in body.parts):
         return list(body.parts)
-    raise UnsupportedError(f"{c.span}: error: constraint '{c.name}': an alternative of an implication or "
-                           "disjunction must be a comparison or a conjunction of comparisons")
+    raise UnsupportedError(located(inst, c.span, f"constraint '{c.name}': an alternative of an implication or "
+                                   "disjunction must be a comparison or a conjunction of comparisons"))
 
 
-def _conjuncts(cond, c) -> list:
+def _conjuncts(cond, c, inst=None) -> list:
     import sympy as sp
 
     if isinstance(cond, sp.And):
         out = []
         for a in cond.args:
-            out += _conjuncts(a, c)
+            out += _conjuncts(a, c, inst)
         return out
     if isinstance(cond, sp.core.relational.Relational) and cond.rel_op in ("<=", "<", ">=", ">"):
         return [cond]
-    raise UnsupportedError(f"{c.span}: error: constraint '{c.name}': a premise with variables must be an "
-                           "inequality or a conjunction ('and') of inequalities")
+    raise UnsupportedError(located(inst, c.span, f"constraint '{c.name}': a premise with variables must be an "
+                                   "inequality or a conjunction ('and') of inequalities"))
 
 
 def _transform_disjunctions(model, cm_notes, mpcc: MPCCOptions):

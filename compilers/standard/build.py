@@ -25,7 +25,6 @@ import numpy as np
 import scipy.sparse as sps
 import sympy as sp
 
-from mechdsl.errors import SolveError
 from mechdsl.evaluate import EvalError, Evaluator, VecTarget, VectorUnsupported, canon
 from mechdsl.ir import nodes as ir
 from mechdsl.ir.sym import AuxRef, Expectation, IEnum, IterSum
@@ -551,10 +550,10 @@ def build(problem: ir.Problem, inst, env: dict | None = None, eliminated: dict |
         if np.isnan(lb).any() or np.isnan(ub).any():
             i = int(np.argmax(np.isnan(lb) | np.isnan(ub)))
             raise EvalError(f"a bound of var {v.name}{_key_text(arrays, i)} is not a number", span=v.span)
-        if (lb > ub + 1e-12).any():
+        if (lb > ub + 1e-12).any():  # a data error (exit 2), located at the var by the caller
             i = int(np.argmax(lb > ub + 1e-12))
-            raise SolveError(f"{v.span}: var {v.name}{_key_text(arrays, i)} has lower bound {lb[i]:g} above its "
-                             f"upper bound {ub[i]:g}; the model is infeasible", status="infeasible")
+            raise EvalError(f"var {v.name}{_key_text(arrays, i)} has lower bound {lb[i]:g} above its upper "
+                            f"bound {ub[i]:g}, so no value fits", span=v.span)
         x0 = vec.floats(v.init, local, size) if v.init is not None else np.zeros(size)
         lo_parts.append(lb), hi_parts.append(ub), x0_parts.append(np.clip(x0, lb, ub))
         int_parts.append(np.full(size, v.kind in ("binary", "integer")))
@@ -615,10 +614,11 @@ def _drop_constant_rows(c, A, lo, hi, arrays, size):
     if not empty.any():
         return A, lo, hi, arrays, size
     bad = empty & ((lo > 1e-9) | (hi < -1e-9))
-    if bad.any():
+    if bad.any():  # a data error (exit 2), located at the constraint by the caller
         i = int(np.argmax(bad))
-        raise SolveError(f"{c.span}: constraint {c.name}{_key_text(arrays, i)} is violated by the data alone; "
-                         "the model is infeasible", status="infeasible")
+        by = lo[i] if lo[i] > 1e-9 else -hi[i]
+        raise EvalError(f"in constraint {c.name}{_key_text(arrays, i)}: no variable is left in it and the data "
+                        f"alone violate it (by {by:g}), so the model is infeasible", span=c.span)
     keep = ~empty
     return A[keep], lo[keep], hi[keep], [a[keep] for a in arrays], int(keep.sum())
 
