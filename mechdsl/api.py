@@ -288,7 +288,7 @@ class Model:
         return self._build_form(problem, dict(red.eliminated) if red is not None else {}, ic)
 
     def _build_form(self, problem: ir.Problem, eliminated: dict, ic: str):
-        from mechdsl.compilers.standard.build import build
+        from mechdsl.compilers.standard.build import _sel, build
         from .solving import lazy_candidates
 
         inst = self.instance()
@@ -299,7 +299,7 @@ class Model:
             if ic != "full":
                 names = {v.name for v in problem.vars} | set(eliminated)
                 lazy = lazy_candidates(problem, inst, _columns_for(problem, inst), names, ic)
-            restrict = {n: ([a[lf.added] for a in lf.arrays], int(lf.added.sum())) for n, lf in lazy.items()}
+            restrict = {n: ([_sel(a, lf.added) for a in lf.arrays], int(lf.added.sum())) for n, lf in lazy.items()}
             built = build(problem, inst, eliminated=eliminated, restrict=restrict)
         except EvalError as exc:
             raise _locate(self.module, exc) from None

@@ -26,9 +26,9 @@ import numpy as np
 import sympy as sp
 
 from .errors import DataError, InternalError
-from .ir.sym import (ARG_TOL, AuxRef, DomainNode, Expectation, IEnum, IFilter, IfThenElse, IList, INamed,
-                     IProduct, IRange, IterAll, IterAny, IterArgMax, IterArgMin, IterMax, IterMin, IterProd,
-                     IterSum)
+from .ir.sym import (ARG_TOL, HOLE, AuxRef, Component, DomainNode, Expectation, IEnum, IFilter, IfThenElse,
+                     IList, INamed, IPower, IProduct, IRange, IterAll, IterAny, IterArgMax, IterArgMin, IterMax,
+                     IterMin, IterProd, IterSum, Others, OthersExpectation, Replace)
 from .span import Span
 
 Fn = Callable[[dict, int], Any]
@@ -280,6 +280,18 @@ class Evaluator:
                 raise EvalError(f"the product set {shown(node)} has {size:.3g} elements; sets are limited to "
                                 f"{MAX_SET_ELEMENTS:.0e} elements")
             return [tuple(itertools.chain.from_iterable(p)) for p in itertools.product(*parts)]
+        if isinstance(node, IPower):
+            base = self._eval_set(node.base, env)
+            agents = self._eval_set(node.agents, env)
+            if base and len(base[0]) != 1:
+                raise EvalError(f"a power set V^N needs a set V of dimension 1 ({shown(node)})")
+            size = len(base) ** len(agents) if base else 0
+            if size > MAX_SET_ELEMENTS:
+                raise EvalError(f"the profile set {shown(node.base)}^{shown(node.agents)} has "
+                                f"{len(base)}^{len(agents)} = {size:.3g} elements; sets are limited to "
+                                f"{MAX_SET_ELEMENTS:.0e} elements")
+            values = [b[0] for b in base]
+            return [(p,) for p in itertools.product(values, repeat=len(agents))]
         if isinstance(node, IFilter):
             binders, base, cond = node.args
             out = []
@@ -368,6 +380,10 @@ class Evaluator:
             return mod
         if isinstance(e, Expectation):
             return self._expect(e)
+        if isinstance(e, OthersExpectation):
+            return self._expect_others(e)
+        if isinstance(e, (Component, Others, Replace)):
+            return self._profile_op(e)
         if isinstance(e, AuxRef):
             return self._auxref(e)
         if isinstance(e, sp.core.relational.Relational):
@@ -423,7 +439,7 @@ class Evaluator:
             is_var = name in self._var_names
 
             def vlookup(env, pol):
-                key = tuple(f(env, 0) for f in idx)
+                key = flat_key(tuple(f(env, 0) for f in idx))
                 if label in env:
                     raise VectorUnsupported("population counts")
                 if not any(isinstance(k, np.ndarray) for k in key):
@@ -607,6 +623,69 @@ class Evaluator:
             return self.target.sum([p / total * v for p, v in acc])
         return run
 
+    # ------------------------------------------------------------ profiles
+    def positions(self, agents_node, env) -> dict:
+        """Agent -> its position in a profile (the order of the agent set)."""
+        key = ("positions", id(agents_node))
+        hit = self._set_cache.get(key)
+        if hit is None or agents_node.free_symbols:
+            elems = self._eval_set(agents_node, env)
+            hit = self._set_cache[key] = ({e[0] if len(e) == 1 else e: k for k, e in enumerate(elems)}, agents_node)
+        return hit[0]
+
+    def _profile_op(self, e) -> Fn:
+        if isinstance(e, Replace):
+            fr, fv, fi, agents = self.compile(e.args[0]), self.compile(e.args[1]), self.compile(e.args[2]), e.args[3]
+        else:
+            fr, (fv, fi), agents = None, (self.compile(a) for a in e.args[:2]), e.args[2]
+        kind = type(e)
+
+        def op(env, pol):
+            v, i = fv(env, 0), fi(env, 0)
+            pos = self.positions(agents, env)
+            if isinstance(v, tuple) and any(isinstance(c, np.ndarray) for c in v) or isinstance(i, np.ndarray):
+                return _vector_profile_op(kind, v, i, pos, fr(env, 0) if fr else None)
+            if not isinstance(v, tuple):
+                raise EvalError(f"{shown(e.args[1])} is not a profile")
+            k = pos.get(canon(i))
+            if k is None:
+                raise EvalError(f"{shown(e.args[-2])} = {i} is not an agent of {shown(agents)}")
+            if len(v) != len(pos):
+                raise EvalError(f"the profile {shown(e.args[1])} has {len(v)} entries, the agent set "
+                                f"{shown(agents)} {len(pos)}")
+            if kind is Component:
+                if v[k] == HOLE:
+                    raise EvalError(f"agent {i}'s own type is not fixed inside E[{shown(e.args[0])}[-{i}]]")
+                return v[k]
+            if kind is Others:
+                return v[:k] + v[k + 1:]
+            return v[:k] + (canon(fr(env, 0)),) + v[k + 1:]
+        return op
+
+    def _expect_others(self, e) -> Fn:
+        body, label, cond, agent = e.args
+        cond = None if cond is sp.true else cond
+        fb, fi = self.compile(body), self.compile(agent)
+        fc = self.compile(cond) if cond is not None else None
+        inst = self.inst
+
+        def run(env, pol):
+            i = fi(env, 0)
+            if isinstance(i, np.ndarray):
+                raise VectorUnsupported("E[v[-i]] with vectorised agents")
+            env2 = dict(env)
+            total, acc = 0.0, []
+            for value, prob in inst.others_outcomes(label.name, canon(i)):
+                env2[label] = value
+                if fc is not None and not fc(env2, 0):
+                    continue
+                total += prob
+                acc.append((prob, fb(env2, pol)))
+            if total <= 0:
+                raise EvalError(f"E[{label.name}[-{i}] | {cond}]: the condition has probability 0")
+            return self.target.sum([p / total * v for p, v in acc])
+        return run
+
     def _auxref(self, e) -> Fn:
         name, idx, attr = e.args[0].name, e.args[1], e.args[2].name
         fs = [self.compile(a) for a in idx]
@@ -623,6 +702,30 @@ class Evaluator:
         ops = {"==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<=": lambda a, b: a <= b,
                ">=": lambda a, b: a >= b, "<": lambda a, b: a < b, ">": lambda a, b: a > b}[op]
         return lambda env, pol: ops(fa(env, 0), fb(env, 0))
+
+
+def _vector_profile_op(kind, v, i, pos: dict, r):
+    """v[i], v[-i] or (r, v[-i]) where the profile is a tuple of arrays (one per entry) or i an array."""
+    n = len(pos)
+    comps = [np.asarray(c) for c in v]
+    if len(comps) != n:
+        raise EvalError(f"a profile has {len(comps)} entries, the agent set {n}")
+    ia = np.asarray(i)
+    agents = list(pos)
+    if all(isinstance(a, int) for a in agents) and agents == list(range(agents[0], agents[0] + n)):
+        k = ia - agents[0]
+        if np.any((k < 0) | (k >= n)):
+            raise EvalError(f"an agent index is outside the agent set")
+    else:
+        k = np.vectorize(lambda a: pos[canon(a)])(ia) if ia.ndim else np.asarray(pos[canon(ia.item())])
+    if kind is Component:
+        out = np.choose(k, comps)
+        if np.any(out == HOLE):
+            raise EvalError("an agent's own type is not fixed inside E[v[-i]]")
+        return out
+    if kind is Others:
+        return tuple(np.where(j < k, comps[j], comps[j + 1]) for j in range(n - 1))
+    return tuple(np.where(j == k, r, comps[j]) for j in range(n))
 
 
 def flat_key(key: tuple) -> tuple:

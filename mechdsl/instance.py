@@ -13,6 +13,7 @@ whose keys are the index tuples written ``"1,2"``.
 """
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any, Callable
 
@@ -24,6 +25,7 @@ import numpy as np
 
 from .evaluate import DataTarget, EvalError, Evaluator, VecTarget, VectorUnsupported, canon, flat_key as _flatten
 from .ir import nodes as ir
+from .ir.sym import HOLE
 from .span import Span
 
 PROB_TOL = 1e-6
@@ -50,6 +52,9 @@ class Instance:
         self.params: dict[str, Any] = {}
         self.param_keys: dict[str, list[tuple]] = {}
         self.types: dict[str, tuple[list, list[float]]] = {}
+        #: types per agent: name -> (agents, type values, probs[agent position][type position])
+        self.agent_types: dict[str, tuple[list, list, list[list[float]]]] = {}
+        self._others_cache: dict[tuple, list] = {}
         self.populations: dict[str, tuple[list[tuple], list[tuple[dict, float]]]] = {}
         self.aux_results: dict[tuple[str, tuple], dict[str, float]] = {}
         self.aux_status: dict[tuple[str, tuple], str] = {}
@@ -167,7 +172,66 @@ class Instance:
             raise EvalError(f"set '{d.name}' has repeated elements")
         self.sets[d.name] = elems
 
+    def _bind_agent_type(self, d: ir.TypeDef):
+        agents = [e[0] if len(e) == 1 else e for e in self.ev.set_elements(d.agents)]
+        base = self.ev.set_elements(d.node.base)
+        if not agents:
+            raise EvalError(f"the agent set of type '{d.name}' is empty")
+        if not base:
+            raise EvalError(f"the type set of '{d.name}' is empty")
+        values = [b[0] for b in base]
+        if d.prior is None:
+            probs = [[1.0 / len(values)] * len(values) for _ in agents]
+        else:
+            table = self.params[d.prior]
+            per_agent = len(next(iter(table))) == 2 if table else False
+            probs = []
+            for a in agents:
+                try:
+                    row = [table[(a, v) if per_agent else (v,)] for v in values]
+                except KeyError as exc:
+                    raise EvalError(f"the prior '{d.prior}' has no value for {exc.args[0]}") from None
+                _check_probs(row, f"the prior '{d.prior}' of type '{d.name}'" + (f" (agent {a})" if per_agent else ""))
+                probs.append(row)
+                if not per_agent:
+                    probs = [row] * len(agents)
+                    break
+        count = len(values) ** len(agents)
+        if count > MAX_OUTCOMES:
+            raise EvalError(f"type '{d.name}' has {len(values)}^{len(agents)} = {count:.3g} profiles; the limit "
+                            f"for exact expectations is {MAX_OUTCOMES}")
+        self.agent_types[d.name] = (agents, values, probs)
+        profiles, pr = [], []
+        for combo in itertools.product(range(len(values)), repeat=len(agents)):
+            profiles.append(tuple(values[c] for c in combo))
+            pr.append(math.prod(probs[k][c] for k, c in enumerate(combo)))
+        self.types[d.name] = (profiles, pr)
+
+    def others_outcomes(self, name: str, agent) -> list:
+        """(profile with a hole at ``agent``, probability) pairs: the others' types, for E[v[-i]]."""
+        hit = self._others_cache.get((name, agent))
+        if hit is not None:
+            return hit
+        agents, values, probs = self.agent_types[name]
+        try:
+            k = agents.index(agent)
+        except ValueError:
+            raise EvalError(f"{agent} is not an agent of type '{name}'") from None
+        others = [j for j in range(len(agents)) if j != k]
+        out = []
+        for combo in itertools.product(range(len(values)), repeat=len(others)):
+            prof = [HOLE] * len(agents)
+            p = 1.0
+            for j, c in zip(others, combo):
+                prof[j] = values[c]
+                p *= probs[j][c]
+            out.append((tuple(prof), p))
+        self._others_cache[(name, agent)] = out
+        return out
+
     def _bind_TypeDef(self, d: ir.TypeDef):
+        if d.agents is not None:
+            return self._bind_agent_type(d)
         elems = self.ev.set_elements(d.node)
         if not elems:
             raise EvalError(f"the type set of '{d.name}' is empty")

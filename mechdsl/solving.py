@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .compilers.standard.build import Built, Columns, FamilyRows, KeyArray, NotLinear, _families
+from .compilers.standard.build import Built, Columns, FamilyRows, KeyArray, NotLinear, _families, _item, _sel
 from .compilers.standard.form import BackendSolution, RowBlock
 from .ir import nodes as ir
 
@@ -59,8 +59,15 @@ def neighbour_mask(fam: FamilyRows, arrays: list, size: int) -> tuple[np.ndarray
     grid of type values differ by one step in exactly one coordinate.
     """
     nb = len(arrays)
-    if nb == 0 or nb % 2:
+    if nb == 0:
         return np.zeros(size, dtype=bool), np.zeros(size, dtype=np.int64)
+    if nb % 2 or any(isinstance(a, tuple) for a in arrays):
+        # Not a (true type, report) split: rows are grouped by every binder but the last (the report).
+        cols = [c for a in arrays[:-1] for c in (a if isinstance(a, tuple) else (a,))]
+        if not cols or any(np.asarray(c).dtype == object for c in cols):
+            return np.zeros(size, dtype=bool), np.arange(size, dtype=np.int64)
+        _, group = np.unique(np.stack(cols, axis=1), axis=0, return_inverse=True)
+        return np.zeros(size, dtype=bool), group.ravel()
     h = nb // 2
     dist = np.zeros(size, dtype=np.int64)
     for d in range(h):
@@ -96,7 +103,7 @@ def lazy_candidates(problem: ir.Problem, inst, columns: Columns, names: set[str]
 
 
 def _subset(lf: LazyFamily, mask: np.ndarray):
-    return [a[mask] for a in lf.arrays], int(mask.sum())
+    return [_sel(a, mask) for a in lf.arrays], int(mask.sum())
 
 
 def solve_form(built: Built, lazy: dict, *, options=None, time_limit=None, tee=False, progress=None,
@@ -198,7 +205,7 @@ def violated_keys(problem: ir.Problem, inst, values: dict, tol: float, env=None)
                 s = fam.slack(x, arrays_f, size)
                 bad = (s < -tol) if bad is None else (bad | (s < -tol))
                 arrays = arrays_f
-            keys = [tuple(int(a[i]) if isinstance(a[i], np.integer) else a[i] for a in arrays)
+            keys = [tuple(_item(a, i) for a in arrays)
                     for i in np.flatnonzero(bad)] if bad is not None and arrays is not None else []
         except (NotLinear, Exception):  # noqa: BLE001 - any family the vector path cannot take: one by one
             keys = []

@@ -130,7 +130,7 @@ def verify(inst, problem: ir.Problem, values: dict, tol: float = 1e-6, bind_tol:
         it = lbs.iterate(v.domain.items, v.domain.cond, local) if v.domain else iter([local])
         for _ in it:
             key = tuple(local[b] for b in v.domain.binders) if v.domain else ()
-            x = values[v.name][key]
+            x = values[v.name][flat_key(key)]
             viol = 0.0
             if math.isnan(x):
                 viol = math.inf
@@ -265,12 +265,19 @@ def _vector_family(c: ir.ConstraintDef, vev: Evaluator, env: dict, bind_tol: flo
     shape = [len(e) for e in elems_per_item]
     axis_vals = []
     for j, ((bs, _), elems) in enumerate(zip(c.domain.items, elems_per_item)):
-        arr = np.array(elems, dtype=object if not all(isinstance(x, int) for t in elems for x in t) else np.int64)
         view = [1] * len(shape)
         view[j] = len(elems)
+        if elems and any(isinstance(x, tuple) for x in elems[0]):  # profiles: a tuple of arrays, one per entry
+            if len(bs) != 1:
+                return None
+            arr = np.asarray([e[0] for e in elems], dtype=np.int64).reshape(len(elems), -1)
+            local[bs[0]] = tuple(arr[:, k].reshape(view) for k in range(arr.shape[1]))
+            axis_vals.append((True, arr))
+            continue
+        arr = np.array(elems, dtype=object if not all(isinstance(x, int) for t in elems for x in t) else np.int64)
         for d, b in enumerate(bs):
             local[b] = arr[:, d].reshape(view)
-        axis_vals.append(arr)
+        axis_vals.append((False, arr))
     try:
         mask = np.ones(shape, dtype=bool)
         if c.domain.cond is not None:
@@ -289,7 +296,11 @@ def _vector_family(c: ir.ConstraintDef, vev: Evaluator, env: dict, bind_tol: flo
     def key_of(idx):
         key = []
         for j, i in enumerate(idx):
-            key.extend(axis_vals[j][i].tolist())
+            prof, arr = axis_vals[j]
+            if prof:
+                key.append(tuple(arr[i].tolist()))
+            else:
+                key.extend(arr[i].tolist())
         return tuple(key)
 
     n = int(mask.sum())

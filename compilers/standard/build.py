@@ -25,9 +25,9 @@ import numpy as np
 import scipy.sparse as sps
 import sympy as sp
 
-from mechdsl.evaluate import EvalError, Evaluator, VecTarget, VectorUnsupported, canon
+from mechdsl.evaluate import EvalError, Evaluator, VecTarget, VectorUnsupported, canon, flat_key
 from mechdsl.ir import nodes as ir
-from mechdsl.ir.sym import AuxRef, Expectation, IEnum, IterSum
+from mechdsl.ir.sym import AuxRef, Expectation, IEnum, IterSum, OthersExpectation
 
 from .form import ColumnBlock, RowBlock, StandardForm
 
@@ -46,6 +46,7 @@ class Loop:
     items: tuple              #: sum: ((binders, set node), ...); E: ()
     cond: object = None       #: filter (sum) or conditioning event (E), or None
     label: str | None = None  #: E: the type / population name
+    agent: object = None      #: E-i (E[v[-i]]): the agent whose type is fixed
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,10 @@ def _decomp(e, names, deg) -> list[Term]:
         body, label, cond = e.args
         loop = Loop("E", (label,), (), None if cond is sp.true else cond, label.name)
         return [Term(t.coef, t.vars, (loop,) + t.loops) for t in _decomp(body, names, deg)]
+    if isinstance(e, OthersExpectation):
+        body, label, cond, agent = e.args
+        loop = Loop("E-i", (label,), (), None if cond is sp.true else cond, label.name, agent)
+        return [Term(t.coef, t.vars, (loop,) + t.loops) for t in _decomp(body, names, deg)]
     raise NotLinear(f"{type(e).__name__.lower()}(...) of a variable is not linear: {e}")
 
 
@@ -138,6 +143,8 @@ class Columns:
         self.n = 0
 
     def add(self, name: str, keys: list[tuple], kind: str) -> ColumnBlock:
+        if keys and any(isinstance(c, tuple) for c in keys[0]):
+            keys = [flat_key(k) for k in keys]  # variable keys are flat: a profile contributes its entries
         b = ColumnBlock(name, keys, self.n, kind)
         self.blocks[name] = b
         self.n += len(keys)
@@ -216,7 +223,7 @@ class _Vec:
             pass
         out = np.empty(size)
         for i in range(size):
-            local = {k: (_item(v, i) if isinstance(v, np.ndarray) else v) for k, v in env.items()}
+            local = {k: _at(v, i) for k, v in env.items()}
             out[i] = float(self.sev.value(expr, local))
         return out
 
@@ -233,7 +240,7 @@ class _Vec:
         except (VectorUnsupported, TypeError, ValueError):
             out = []
             for i in range(size):
-                local = {k: (_item(v, i) if isinstance(v, np.ndarray) else v) for k, v in env.items()}
+                local = {k: _at(v, i) for k, v in env.items()}
                 out.append(canon(self.sev.value(expr, local)))
             if all(isinstance(x, int) for x in out):
                 return np.asarray(out, dtype=np.int64)
@@ -246,19 +253,56 @@ class _Vec:
         except (VectorUnsupported, TypeError, ValueError):
             out = np.empty(size, dtype=bool)
             for i in range(size):
-                local = {k: (_item(v, i) if isinstance(v, np.ndarray) else v) for k, v in env.items()}
+                local = {k: _at(v, i) for k, v in env.items()}
                 out[i] = bool(self.sev.value(cond, local))
             return out
 
 
 def _item(v, i):
+    if _is_cols(v):  # a profile column: one array per entry
+        return tuple(_item(c, i) for c in v)
     x = v[i]
     return x.item() if isinstance(x, np.generic) else x
+
+
+def _is_cols(v) -> bool:
+    """A profile-valued column: a tuple of arrays (one per entry of the profile)."""
+    return isinstance(v, tuple) and bool(v) and isinstance(v[0], np.ndarray)
+
+
+def _at(v, i):
+    """Binding ``i`` of an env value (a column, a profile column, or a constant)."""
+    if isinstance(v, np.ndarray) or _is_cols(v):
+        return _item(v, i)
+    return v
+
+
+def _take(v, idx, size):
+    """Rows ``idx`` of an env value with ``size`` rows; constants pass through."""
+    if isinstance(v, np.ndarray) and v.shape == (size,):
+        return v[idx]
+    if _is_cols(v) and v[0].shape == (size,):
+        return tuple(c[idx] for c in v)
+    return v
+
+
+def _sel(a, idx):
+    """Rows ``idx`` (a mask, an index array or a slice) of an index column."""
+    return tuple(c[idx] for c in a) if _is_cols(a) else a[idx]
 
 
 def _elements_arrays(elems: list[tuple], nb: int) -> list[np.ndarray]:
     if not elems:
         return [np.zeros(0, dtype=np.int64) for _ in range(nb)]
+    if any(isinstance(c, tuple) for c in elems[0]):  # profile components: a tuple of arrays each
+        out = []
+        for d in range(len(elems[0])):
+            if isinstance(elems[0][d], tuple):
+                arr = np.asarray([e[d] for e in elems], dtype=np.int64).reshape(len(elems), -1)
+                out.append(tuple(arr[:, j] for j in range(arr.shape[1])))
+            else:
+                out.extend(_elements_arrays([(e[d],) for e in elems], 1))
+        return out
     if all(isinstance(c, (int, np.integer)) for e in elems for c in e):
         arr = np.asarray(elems, dtype=np.int64).reshape(len(elems), -1)
     else:
@@ -270,13 +314,13 @@ def _elements_arrays(elems: list[tuple], nb: int) -> list[np.ndarray]:
 
 def _expand(env: dict, size: int, binders: tuple, cols: list[np.ndarray]):
     """Cartesian product of ``size`` rows with the loop elements ``cols``: (new env, row index, new size)."""
-    L = len(cols[0]) if cols else 1
+    L = (len(cols[0][0]) if _is_cols(cols[0]) else len(cols[0])) if cols else 1
     rep = np.repeat(np.arange(size), L)
     new = {}
     for k, v in env.items():
-        new[k] = v[rep] if isinstance(v, np.ndarray) and v.shape == (size,) else v
+        new[k] = _take(v, rep, size)
     for b, c in zip(binders, cols):
-        new[b] = np.tile(c, size)
+        new[b] = tuple(np.tile(cc, size) for cc in c) if _is_cols(c) else np.tile(c, size)
     return new, rep, size * L
 
 
@@ -320,10 +364,11 @@ class _TermEvaluator:
                     rows = rows[rep]
                 if lp.cond is not None and size:
                     mask = self.vec.truth(lp.cond, env, size)
-                    env = {k: (v[mask] if isinstance(v, np.ndarray) and v.shape == (size,) else v)
-                           for k, v in env.items()}
+                    env = {k: _take(v, mask, size) for k, v in env.items()}
                     rows = rows[mask]
                     size = int(mask.sum())
+            elif lp.kind == "E-i":
+                env, rows, size = self._others_loop(lp, env, rows, size)
             else:
                 if lp.label in self.inst.populations:
                     raise NotLinear("an expectation over a population (vector path)")
@@ -333,7 +378,7 @@ class _TermEvaluator:
                 tuple_valued = isinstance(values[0], tuple)
                 L = len(values)
                 rep = np.repeat(np.arange(size), L)
-                new = {k: (v[rep] if isinstance(v, np.ndarray) and v.shape == (size,) else v) for k, v in env.items()}
+                new = {k: _take(v, rep, size) for k, v in env.items()}
                 if tuple_valued:
                     comps = _elements_arrays(values, len(values[0]))
                     new[lp.binders[0]] = tuple(np.tile(cc, size) for cc in comps)
@@ -350,8 +395,7 @@ class _TermEvaluator:
                     total = np.bincount(group[keep], weights=np.tile(probs, size)[keep], minlength=size)
                     if np.any(total[np.unique(group)] <= 0):
                         raise EvalError(f"E[{lp.label} | {lp.cond}]: the condition has probability 0")
-                    new = {k: (v[keep] if isinstance(v, np.ndarray) and v.shape == (size * L,) else
-                               (tuple(x[keep] for x in v) if isinstance(v, tuple) else v)) for k, v in new.items()}
+                    new = {k: _take(v, keep, size * L) for k, v in new.items()}
                     new["__w__"] = new["__w__"] / total[group[keep]]
                     rows = rows[rep][keep]
                     size = len(keep)
@@ -360,6 +404,54 @@ class _TermEvaluator:
                     size = size * L
                 env = new
         return env, rows, size
+
+
+    def _others_loop(self, lp, env, rows, size):
+        """E[v[-i]]: every binding times the others' profiles (agent i's entry a hole), per agent value."""
+        ia = self.vec.raw(lp.agent, env, size)
+        if isinstance(ia, tuple):
+            raise EvalError("the agent of E[v[-i]] is a profile, not an agent")
+        ia = np.broadcast_to(np.asarray(ia), (size,))
+        parts, part_rows = [], []
+        for a in (np.unique(ia) if size else []):
+            sel = np.flatnonzero(ia == a)
+            outcomes = self.inst.others_outcomes(lp.label, canon(_item(np.asarray([a]), 0)))
+            values = [o[0] for o in outcomes]
+            probs = np.asarray([o[1] for o in outcomes], dtype=float)
+            L, s = len(values), len(sel)
+            sub = {k: _take(v, sel, size) for k, v in env.items()}
+            rep = np.repeat(np.arange(s), L)
+            new = {k: _take(v, rep, s) for k, v in sub.items()}
+            comps = _elements_arrays(values, len(values[0]))
+            new[lp.binders[0]] = tuple(np.tile(cc, s) for cc in comps)
+            new["__w__"] = np.tile(probs, s) * new.get("__w__", 1.0)
+            prow = rows[sel][rep]
+            if lp.cond is not None:
+                mask = self.vec.truth(lp.cond, {k: v for k, v in new.items() if k != "__w__"}, s * L)
+                keep = np.flatnonzero(mask)
+                group = np.arange(s * L) // L
+                total = np.bincount(group[keep], weights=np.tile(probs, s)[keep], minlength=s)
+                if np.any(total <= 0):
+                    raise EvalError(f"E[{lp.label}[-{a}] | {lp.cond}]: the condition has probability 0")
+                new = {k: _take(v, keep, s * L) for k, v in new.items()}
+                new["__w__"] = new["__w__"] / total[group[keep]]
+                prow = prow[keep]
+            parts.append((new, len(prow)))
+            part_rows.append(prow)
+        if not parts:
+            return dict(env), rows[:0], 0
+        out = {}
+        for k in parts[0][0]:
+            vals = [p[k] for p, _ in parts]
+            v0, n0 = vals[0], parts[0][1]
+            if isinstance(v0, np.ndarray) and v0.shape == (n0,):
+                out[k] = np.concatenate(vals)
+            elif _is_cols(v0) and v0[0].shape == (n0,):
+                out[k] = tuple(np.concatenate([v[j] for v in vals]) for j in range(len(v0)))
+            else:
+                out[k] = v0
+        rows = np.concatenate(part_rows)
+        return out, rows, len(rows)
 
 
 class FamilyRows(_TermEvaluator):
@@ -391,11 +483,12 @@ class FamilyRows(_TermEvaluator):
                 elems = self.vec.sev.set_elements(node, env)
                 cols = _elements_arrays(elems, len(bs))
                 cols_env, _, size = _expand(cols_env, size, tuple(bs), cols)
-            arrays = [cols_env[b] if isinstance(cols_env[b], np.ndarray) else np.full(size, cols_env[b])
+            arrays = [cols_env[b] if isinstance(cols_env[b], np.ndarray) or _is_cols(cols_env[b])
+                      else np.full(size, cols_env[b])
                       for b in binders]
             if c.domain.cond is not None:
                 mask = self.vec.truth(c.domain.cond, cols_env, size)
-                arrays = [a[mask] for a in arrays]
+                arrays = [_sel(a, mask) for a in arrays]
                 size = int(mask.sum())
         else:
             keys = self.vec.sev.domain_keys(c.domain, env)
@@ -405,7 +498,7 @@ class FamilyRows(_TermEvaluator):
             local = dict(env)
             local.update(zip(binders, arrays))
             mask = self.vec.truth(self.premise, local, size)
-            arrays = [a[mask] for a in arrays]
+            arrays = [_sel(a, mask) for a in arrays]
             size = int(mask.sum())
         return arrays, size
 
@@ -456,7 +549,7 @@ class FamilyRows(_TermEvaluator):
         out = np.empty(size)
         for s in range(0, size, chunk):
             e = min(size, s + chunk)
-            A, lo, hi = self.rows([a[s:e] for a in arrays], e - s)
+            A, lo, hi = self.rows([_sel(a, slice(s, e)) for a in arrays], e - s)
             act = A @ x
             out[s:e] = np.minimum(act - lo, hi - act)
         return out
@@ -484,7 +577,7 @@ class KeyArray:
         return tuple(_item(a, i) for a in self.arrays)
 
     def __iter__(self):
-        cols = [a.tolist() for a in self.arrays]
+        cols = [list(zip(*[c.tolist() for c in a])) if _is_cols(a) else a.tolist() for a in self.arrays]
         return iter(zip(*cols)) if cols else iter([()] * self.size)
 
 
@@ -620,7 +713,7 @@ def _drop_constant_rows(c, A, lo, hi, arrays, size):
         raise EvalError(f"in constraint {c.name}{_key_text(arrays, i)}: no variable is left in it and the data "
                         f"alone violate it (by {by:g}), so the model is infeasible", span=c.span)
     keep = ~empty
-    return A[keep], lo[keep], hi[keep], [a[keep] for a in arrays], int(keep.sum())
+    return A[keep], lo[keep], hi[keep], [_sel(a, keep) for a in arrays], int(keep.sum())
 
 
 def _objective(form: StandardForm, o: ir.ObjectiveDef, inst, columns: Columns, names, env, eliminated):

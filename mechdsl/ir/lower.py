@@ -16,8 +16,8 @@ from ..errors import Diagnostic, MechSemanticError
 from ..semantics.check import SymbolTable
 from ..syntax import ast
 from . import nodes as ir
-from .sym import (ITERATED, AuxRef, Expectation, IFilter, IfThenElse, IList, INamed, IProduct, IRange,
-                  DomainNode)
+from .sym import (ITERATED, AuxRef, Component, DomainNode, Expectation, IFilter, IfThenElse, IList, INamed,
+                  IPower, IProduct, IRange, Others, OthersExpectation, Replace)
 
 _REL = {"<=": sp.Le, ">=": sp.Ge, "==": sp.Eq, "!=": sp.Ne, "<": sp.Lt, ">": sp.Gt}
 _FUNCS = {"sqrt": sp.sqrt, "log": sp.log, "exp": sp.exp, "abs": sp.Abs, "floor": sp.floor, "ceil": sp.ceiling}
@@ -60,6 +60,7 @@ class Lowerer:
         self.functions: list[ir.UtilityDef] = []
         self._expansions: dict[tuple, tuple] = {}  # (def, argument expressions) -> (expansion, def kept alive)
         self.reports: dict[str, ast.ReportDecl] = {}  # a report used in a later report is expanded in place
+        self.agents: dict[str, sp.Basic] = {}  # profile name -> its agent set node (binders over V^N, E[v])
 
     # ------------------------------------------------------------------ top
     def run(self) -> ir.Mechanism:
@@ -76,8 +77,14 @@ class Lowerer:
             elif isinstance(item, ast.ParamDecl):
                 data.append(self.param(item))
             elif isinstance(item, ast.TypeDecl):
-                data.append(ir.TypeDef(item.name, self.set_node(item.set, {}), self.table[item.name].dim,
-                                       item.prior, item.span))
+                if item.agents is not None:
+                    agents = self.set_node(item.agents.items[0].set, {})
+                    self.agents[item.name] = agents
+                    data.append(ir.TypeDef(item.name, IPower(self.set_node(item.set, {}), agents), 1,
+                                           item.prior, item.span, agents))
+                else:
+                    data.append(ir.TypeDef(item.name, self.set_node(item.set, {}), self.table[item.name].dim,
+                                           item.prior, item.span))
             elif isinstance(item, ast.PopulationDecl):
                 data.append(ir.PopulationDef(item.name, self.expr(item.count, {}), item.source, item.span))
             elif isinstance(item, ast.DefDecl):
@@ -115,6 +122,8 @@ class Lowerer:
                 syms = tuple(sp.Dummy(f"_{k}") for k in range(self._dim(item.set)))
             for b, s in zip(item.binders, syms):
                 inner[b] = s
+                if isinstance(node, IPower):
+                    self.agents[b] = node.agents
             items.append((syms, node))
         cond = self.expr(spec.condition, inner) if spec.condition is not None else None
         return ir.Domain(tuple(items), cond), inner
@@ -137,6 +146,14 @@ class Lowerer:
             return IList(*[self.expr(e, scope) for e in s.elements])
         if isinstance(s, ast.ProductSet):
             return IProduct(*[self.set_node(f, scope) for f in s.factors])
+        if isinstance(s, ast.PowerSet):
+            c = s.count
+            sym = self.table.get(c.id) if isinstance(c, ast.Name) and c.id not in scope else None
+            if sym is not None and sym.kind in ("set", "type"):
+                agents = INamed(sp.Symbol(c.id))
+            else:
+                agents = IRange(sp.Integer(1), self.expr(c, scope))
+            return IPower(self.set_node(s.base, scope), agents)
         if isinstance(s, ast.FilteredSet):
             syms = tuple(sp.Symbol(b) for b in s.binders)
             inner = dict(scope)
@@ -270,6 +287,12 @@ class Lowerer:
         return hit[0]
 
     def ex_Indexed(self, e, scope):
+        if e.base in self.agents and e.base in scope:  # a profile: v[i] or v[-i]
+            a = e.args[0]
+            agents = self.agents[e.base]
+            if isinstance(a, ast.Neg):
+                return Others(scope[e.base], self.expr(a.operand, scope), agents)
+            return Component(scope[e.base], self.expr(a, scope), agents)
         args = [self.expr(a, scope) for a in e.args]
         if e.base in self.reports and e.base not in scope:
             return self._report(self.reports[e.base], tuple(args))
@@ -345,6 +368,19 @@ class Lowerer:
         if cond is sp.false:
             return b
         return IfThenElse(cond, a, b)
+
+    def ex_Replace(self, e, scope):
+        o = e.others
+        return Replace(self.expr(e.value, scope), scope[o.base], self.expr(o.args[0].operand, scope),
+                       self.agents[o.base])
+
+    def ex_ExpectOthers(self, e, scope):
+        subj = sp.Symbol(e.subject)
+        agent = self.expr(e.agent, scope)
+        inner = dict(scope)
+        inner[e.subject] = subj
+        cond = self.expr(e.condition, inner) if e.condition is not None else sp.true
+        return OthersExpectation(self.expr(e.body, inner), subj, cond, agent)
 
     def ex_Expect(self, e, scope):
         sym = self.table[e.subject]

@@ -115,6 +115,7 @@ class TypeDef:
     dim: int
     prior: str | None  # None = uniform
     span: Span
+    agents: sp.Basic | None = None  # a type per agent: the agent set N (the type's set is then V^N)
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,19 @@ class IProduct(SetNode):
     """A Cartesian product of sets."""
 
 
+class IPower(SetNode):
+    """``V^N``: the profiles, one element of V per element of the agent set N (in N's order); args:
+    (V, N).  ``V^k`` is V^(1..k).  Each element is one index value: a tuple of types."""
+
+    @property
+    def base(self):
+        return self.args[0]
+
+    @property
+    def agents(self):
+        return self.args[1]
+
+
 class IEnum(SetNode):
     """An explicit, already evaluated list of element tuples (made by reductions)."""
 
@@ -101,6 +114,28 @@ class IfThenElse(sp.Expr):
 
 class Expectation(sp.Expr):
     """``E[subject | cond](body)``; args: (body, Symbol(subject), cond)."""
+
+
+class OthersExpectation(sp.Expr):
+    """``E[v[-i] | cond](body)``: over the other agents' types, agent i's fixed; args: (body, Symbol(v),
+    cond, agent).  Inside, v is a profile whose i-th entry is a hole: only ``v[-i]`` and ``(r, v[-i])``
+    (which fills it) may index."""
+
+
+class Component(sp.Expr):
+    """``v[i]``: agent i's entry of the profile v; args: (profile, agent, agent set)."""
+
+
+class Others(sp.Expr):
+    """``v[-i]``: the profile v without agent i's entry (an element of V^(n-1)); args as :class:`Component`."""
+
+
+class Replace(sp.Expr):
+    """``(r, v[-i])``: the profile v with agent i's entry replaced by r; args: (r, profile, agent, agent set)."""
+
+
+#: An entry of a profile that is not fixed (agent i's own, inside E[v[-i]]).
+HOLE = -(2 ** 62)
 
 
 class AuxRef(sp.Expr):

@@ -19,6 +19,11 @@ from ..span import Span
 from ..syntax import ast
 
 NUM, BOOL, CON = "number", "condition", "constraint"
+#: The sort of a profile of types (an element of V^N): usable as one index, never as a number.
+PROF = "profile"
+#: Local kinds of names bound to profiles: a whole profile (a binder over V^N, or E[v]'s subject
+#: when v is a per-agent type), or the others' profile inside E[v[-i]] (agent i's type not fixed).
+PROFILE_KINDS = ("profile", "others")
 
 #: Built-in functions: name -> (min args, max args or None for n-ary).
 BUILTINS = {"sqrt": (1, 1), "log": (1, 1), "exp": (1, 1), "abs": (1, 1),
@@ -42,6 +47,7 @@ class Symbol:
     decl: ast.Node
     aux_vars: dict[str, int] = field(default_factory=dict)  # for aux: var name -> dim
     body_has_var: bool = False  # for defs: the body itself mentions a variable
+    profile: bool = False  # for types: one type per agent (``type v[i in N] in V ~ f``)
 
 
 @dataclass
@@ -144,8 +150,13 @@ class Checker:
                 if sdim is not None and len(item.binders) != sdim:
                     self.error(f"{len(item.binders)} name(s) bound over a set of dimension {sdim}", item.span)
                 for b in item.binders:
-                    self.binder(b, item.span, scope, names)
-                    names[b] = "index"
+                    power = isinstance(item.set, ast.PowerSet)
+                    sym = self.lookup(b)
+                    if power and sym is not None and sym.profile and scope.lookup(b) is None and b not in names:
+                        pass  # a profile binder may take the name of the type per agent whose profiles it ranges over
+                    else:
+                        self.binder(b, item.span, scope, names)
+                    names[b] = "profile" if power else "index"
                 dim += len(item.binders)
             else:
                 dim += sdim or 1
@@ -176,6 +187,10 @@ class Checker:
             if sym.kind not in ("set", "type"):
                 self.error(f"'{s.name}' is a {sym.kind}, not a set", s.span)
                 return None
+            if sym.profile:
+                self.error(f"'{s.name}' is a type per agent; its profiles are the set V^N of its declaration",
+                           s.span)
+                return None
             return sym.dim
         if isinstance(s, ast.ListSet):
             dims = set()
@@ -186,6 +201,18 @@ class Checker:
         if isinstance(s, ast.ProductSet):
             dims = [self.set_expr(f, scope) for f in s.factors]
             return None if None in dims else sum(dims)
+        if isinstance(s, ast.PowerSet):
+            bdim = self.set_expr(s.base, scope)
+            if bdim is not None and bdim != 1:
+                self.error(f"a power set V^N needs a set V of dimension 1, not {bdim}", s.base.span)
+            c = s.count
+            sym = self.lookup(c.id) if isinstance(c, ast.Name) and scope.lookup(c.id) is None else None
+            if sym is not None and sym.kind in ("set", "type"):
+                if sym.dim != 1:
+                    self.error(f"the agents of V^{c.id} must be a set of dimension 1", c.span)
+            else:
+                self.expect_sort(c, scope, NUM, "the exponent of a power set", allow_var=False)
+            return 1
         if isinstance(s, ast.FilteredSet):
             bdim = self.set_expr(s.base, scope)
             if bdim is not None and len(s.binders) != bdim:
@@ -223,6 +250,8 @@ class Checker:
                 self.expect_sort(e, scope, NUM, "an array element", allow_var=False)
 
     def decl_TypeDecl(self, d: ast.TypeDecl):
+        if d.agents is not None:
+            return self._agent_type(d)
         dim = self.set_expr(d.set, _Scope())
         if d.prior is not None:
             sym = self.lookup(d.prior)
@@ -234,6 +263,35 @@ class Checker:
                 self.error(f"the prior '{d.prior}' has {sym.dim} index(es) but the type set has dimension {dim}",
                            d.prior_span)
         self.declare(d.name, Symbol("type", dim or 1, d), d.span)
+
+    def _agent_type(self, d: ast.TypeDecl):
+        """``type v[i in N] in V ~ f``: one type per agent, independent; f[k] common or f[i, k] per agent."""
+        spec = d.agents
+        if len(spec.items) != 1 or len(spec.items[0].binders) != 1 or spec.condition is not None:
+            self.error("a type per agent is declared over one set of agents, e.g. type v[i in N] in V ~ f",
+                       spec.span)
+        else:
+            self.set_expr(spec.items[0].set, _Scope())
+        dim = self.set_expr(d.set, _Scope())
+        if dim is not None and dim != 1:
+            self.error(f"each agent's type set must have dimension 1, not {dim}", d.set.span)
+        if d.prior is not None:
+            sym = self.lookup(d.prior)
+            if sym is None:
+                self.unknown(d.prior, d.prior_span)
+            elif sym.kind != "param":
+                self.error(f"the prior '{d.prior}' must be a param, not a {sym.kind}", d.prior_span)
+            elif sym.dim not in (1, 2):
+                self.error(f"the prior '{d.prior}' of a type per agent is indexed by the type (common to all "
+                           f"agents) or by agent and type, not by {sym.dim} indices", d.prior_span)
+        self.declare(d.name, Symbol("type", 1, d, profile=True), d.span)
+
+    def index_arg(self, a, scope, what="an index") -> _Info:
+        """An index (or a def's argument): a number, or a profile (v, v[-i], (r, v[-i]))."""
+        info = self.expr(a, scope)
+        if info.sort not in (None, NUM, PROF):
+            self.error(f"type mismatch: {what} must be a number, but this is a {info.sort}", a.span)
+        return info
 
     def decl_PopulationDecl(self, d: ast.PopulationDecl):
         self.expect_sort(d.count, _Scope(), NUM, "the population size", allow_var=False)
@@ -379,6 +437,12 @@ class Checker:
         local = scope.lookup(e.id)
         if local in ("index", "arg", "type"):
             return _Info(NUM)
+        if local == "profile":
+            return _Info(PROF)
+        if local == "others":
+            self.error(f"inside E[{e.id}[-i]](...) agent i's own type is not fixed, so '{e.id}' is not a "
+                       "whole profile", e.span, help=f"write {e.id}[-i], or (t, {e.id}[-i]) with i's type t")
+            return _Info(PROF)
         if local == "population":
             self.error(f"population '{e.id}' must be indexed, e.g. {e.id}[i]", e.span)
             return _Info(NUM)
@@ -406,9 +470,11 @@ class Checker:
         return _Info(None)
 
     def ex_Indexed(self, e: ast.Indexed, scope):
+        if scope.lookup(e.base) in PROFILE_KINDS:
+            return self._component(e, scope)
         has_var = False
         for a in e.args:
-            info = self.expect_sort(a, scope, NUM, "an index")
+            info = self.index_arg(a, scope)
             has_var |= info.has_var
         if has_var:
             self.error("an index cannot depend on decision variables", e.span)
@@ -444,6 +510,45 @@ class Checker:
             self.error(f"wrong number of indices for {sym.kind} '{e.base}': expected {sym.dim}, got {nargs}",
                        e.span, notes=[f"'{e.base}' is declared at {sym.decl.span}"])
         return _Info(NUM, sym.kind == "var")
+
+    def _component(self, e: ast.Indexed, scope) -> _Info:
+        """``v[i]`` (agent i's type in the profile v) or ``v[-i]`` (the others' types)."""
+        if len(e.args) != 1:
+            self.error(f"a profile takes one index (an agent), got {len(e.args)}", e.span)
+            return _Info(NUM)
+        a = e.args[0]
+        if isinstance(a, ast.Neg):
+            self.expect_sort(a.operand, scope, NUM, "an agent", allow_var=False)
+            return _Info(PROF)
+        self.expect_sort(a, scope, NUM, "an agent", allow_var=False)
+        return _Info(NUM)
+
+    def ex_Replace(self, e: ast.Replace, scope):
+        self.expect_sort(e.value, scope, NUM, "the replacing type in (r, v[-i])", allow_var=False)
+        o = e.others
+        if not (isinstance(o, ast.Indexed) and scope.lookup(o.base) in PROFILE_KINDS and len(o.args) == 1
+                and isinstance(o.args[0], ast.Neg)):
+            self.error("a profile with one agent's type replaced is written (r, v[-i]), with v a profile",
+                       o.span)
+            return _Info(PROF)
+        self.expect_sort(o.args[0].operand, scope, NUM, "an agent", allow_var=False)
+        return _Info(PROF)
+
+    def ex_ExpectOthers(self, e: ast.ExpectOthers, scope):
+        sym = self.lookup(e.subject)
+        if sym is None:
+            self.unknown(e.subject, e.subject_span)
+            return _Info(NUM, True)
+        if sym.kind != "type" or not sym.profile:
+            self.error(f"E[{e.subject}[-i]]: '{e.subject}' must be a type per agent (type {e.subject}[i in N] "
+                       "in V ~ f)", e.subject_span)
+            return _Info(NUM, True)
+        self.expect_sort(e.agent, scope, NUM, "the agent of E[v[-i]]", allow_var=False)
+        inner = scope.child({e.subject: "others"})
+        if e.condition is not None:
+            self.expect_sort(e.condition, inner, BOOL, "the condition of E[...]", allow_var=False)
+        info = self.expect_sort(e.body, inner, NUM, "the body of E[...]")
+        return _Info(NUM, info.has_var)
 
     def _arg_dim(self, a, scope) -> int:
         """An index that names a product type (bound by E[...]) stands for all of its components."""
@@ -490,7 +595,10 @@ class Checker:
         return _Info(NUM)
 
     def ex_Call(self, e: ast.Call, scope):
-        infos = [self.expect_sort(a, scope, NUM, f"an argument of {e.func}()") for a in e.args]
+        if e.func in BUILTINS:
+            infos = [self.expect_sort(a, scope, NUM, f"an argument of {e.func}()") for a in e.args]
+        else:
+            infos = [self.index_arg(a, scope, f"an argument of {e.func}()") for a in e.args]
         has_var = any(i.has_var for i in infos)
         if e.func in BUILTINS:
             lo, hi = BUILTINS[e.func]
@@ -574,7 +682,7 @@ class Checker:
             self.error(f"E[{e.subject}]: '{e.subject}' must be a declared type or population, not a {sym.kind}",
                        e.subject_span)
             return _Info(NUM, True)
-        inner = scope.child({e.subject: sym.kind})
+        inner = scope.child({e.subject: "profile" if sym.profile else sym.kind})
         if e.condition is not None:
             self.expect_sort(e.condition, inner, BOOL, "the condition of E[...]", allow_var=False)
         info = self.expect_sort(e.body, inner, NUM, "the body of E[...]")

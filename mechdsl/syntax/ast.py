@@ -125,12 +125,31 @@ class Expect(Node):
 
 
 @dataclass(frozen=True, slots=True)
+class ExpectOthers(Node):
+    """``E[v[-i] | cond](body)``: the interim expectation over the other agents' types, agent i fixed."""
+
+    subject: str
+    subject_span: Span
+    agent: "Expr"
+    condition: "Expr | None"
+    body: "Expr"
+
+
+@dataclass(frozen=True, slots=True)
+class Replace(Node):
+    """``(r, v[-i])``: the profile v with agent i's type replaced by r (an index)."""
+
+    value: "Expr"
+    others: "Indexed"
+
+
+@dataclass(frozen=True, slots=True)
 class ArrayLit(Node):
     elements: tuple["Expr | ArrayLit", ...]
 
 
 Expr = Union[Num, Name, Indexed, Attribute, Call, BinOp, Neg, Compare, BoolOp, Not,
-             Implies, Complements, Conditional, Iterate, Expect]
+             Implies, Complements, Conditional, Iterate, Expect, ExpectOthers, Replace]
 
 
 # ------------------------------------------------------------------------ sets
@@ -162,7 +181,15 @@ class FilteredSet(Node):
     condition: Expr
 
 
-SetExpr = Union[RangeSet, NamedSet, ListSet, ProductSet, FilteredSet]
+@dataclass(frozen=True, slots=True)
+class PowerSet(Node):
+    """``V^N`` (one element of V per element of the set N: the profiles) or ``V^k`` (k-tuples)."""
+
+    base: "SetExpr"
+    count: Expr  # a Name (a set or a param) or a number expression
+
+
+SetExpr = Union[RangeSet, NamedSet, ListSet, ProductSet, FilteredSet, PowerSet]
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,12 +224,16 @@ class SetDecl(Node):
 
 @dataclass(frozen=True, slots=True)
 class TypeDecl(Node):
-    """``type theta in S ~ prior``; prior is ``None`` for uniform, else a param name."""
+    """``type theta in S ~ prior``; prior is ``None`` for uniform, else a param name.
+
+    With ``agents`` (``type v[i in N] in V ~ f``) each agent has a type in V, independently, and v is
+    the profile (an element of V^N)."""
 
     name: str
     set: SetExpr
     prior: str | None
     prior_span: Span
+    agents: "IndexSpec | None" = None
 
 
 @dataclass(frozen=True, slots=True)

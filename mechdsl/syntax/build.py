@@ -83,8 +83,11 @@ class AstBuilder(Transformer):
         return ast.SetDecl(self._span(meta), str(children[0]), children[1])
 
     def type_decl(self, meta, children):
-        name, set_expr, prior = children
-        return ast.TypeDecl(self._span(meta), str(name), set_expr, prior[0], prior[1])
+        if len(children) == 4:
+            name, agents, set_expr, prior = children
+        else:
+            (name, set_expr, prior), agents = children, None
+        return ast.TypeDecl(self._span(meta), str(name), set_expr, prior[0], prior[1], agents)
 
     def prior_uniform(self, meta, children):
         return (None, self._span(meta))
@@ -173,6 +176,10 @@ class AstBuilder(Transformer):
     def list_set(self, meta, children):
         return ast.ListSet(self._span(meta), tuple(c for c in children if c is not None))
 
+    def power_set(self, meta, children):
+        base = children[0]
+        return ast.PowerSet(self._span(meta), ast.NamedSet(self._ts(base), str(base)), children[1])
+
     def filtered_set(self, meta, children):
         binders, base, cond = children
         return ast.FilteredSet(self._span(meta), binders, base, cond)
@@ -250,6 +257,14 @@ class AstBuilder(Transformer):
         subject = children[0]
         cond = children[1] if len(children) == 3 else None
         return ast.Expect(self._span(meta), str(subject), self._ts(subject), cond, children[-1])
+
+    def expect_others(self, meta, children):
+        subject, agent = children[0], children[1]
+        cond = children[2] if len(children) == 4 else None
+        return ast.ExpectOthers(self._span(meta), str(subject), self._ts(subject), agent, cond, children[-1])
+
+    def replace_profile(self, meta, children):
+        return ast.Replace(self._span(meta), children[0], children[1])
 
     def complements(self, meta, children):
         return ast.Complements(self._span(meta), children[0], children[1])
