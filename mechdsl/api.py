@@ -764,6 +764,8 @@ def _menu(inst: Instance, mech: ir.Mechanism, values: dict, ver, duals: dict | N
     if not types:
         return []
     t = types[0]
+    if t.agents is not None:
+        return _agent_menu(inst, mech, t, values, ver, duals)
     elems, probs = inst.types[t.name]
     keys = [e if isinstance(e, tuple) else (e,) for e in elems]
     keyset = set(keys)
@@ -793,6 +795,51 @@ def _menu(inst: Instance, mech: ir.Mechanism, values: dict, ver, duals: dict | N
         row["binding"] = binding_of.get(key, [])
         row["prices"] = price_of.get(key, {})
         rows.append(row)
+    return rows
+
+
+def _agent_menu(inst: Instance, mech: ir.Mechanism, t, values: dict, ver, duals: dict | None) -> list[dict]:
+    """One row per (agent, type): the interim value of every variable x[i, v] (E over the others' types with
+    i's type fixed), the interim utility where the spec defines one as U(i, t, r), and the binding rows."""
+    agents, tvals, probs = inst.agent_types[t.name]
+    n = len(agents)
+    pos = {a: k for k, a in enumerate(agents)}
+    cols = [name for name, vals in values.items() if vals and all(len(k) == 1 + n for k in list(vals)[:1])
+            and all(k[0] in pos for k in list(vals)[:50])]
+    from .evaluate import Evaluator, ValuesTarget
+    from .ir.sym import OthersExpectation
+    ev = Evaluator(inst, ValuesTarget(values))
+    util = next((u for u in mech.utilities if len(u.args) == 3 and u.body.has(OthersExpectation)), None)
+    duals = duals or {}
+    binding_of: dict[tuple, list[str]] = {}
+    price_of: dict[tuple, dict[str, float]] = {}
+    for c in mech.problem.constraints:
+        if c.kind not in (ir.ConKind.IC, ir.ConKind.IR, ir.ConKind.BUDGET):
+            continue
+        fam = duals.get(c.name, {})
+        for k, cid in ver.binding.get(c.name, []):
+            if len(k) < 2 or k[0] not in pos:
+                continue
+            own = k[1][pos[k[0]]] if isinstance(k[1], tuple) else k[1]
+            binding_of.setdefault((k[0], own), []).append(cid)
+            if k in fam:
+                price_of.setdefault((k[0], own), {})[cid] = fam[k]
+    rows = []
+    for a in agents:
+        others = inst.others_outcomes(t.name, a)
+        for j, tv in enumerate(tvals):
+            row = {"agent": a, "type": tv, "prob": probs[pos[a]][j]}
+            for name in cols:
+                total = 0.0
+                for prof, p in others:
+                    full = prof[:pos[a]] + (tv,) + prof[pos[a] + 1:]
+                    total += p * values[name].get((a,) + full, float("nan"))
+                row[f"E[{name}]"] = total
+            if util is not None:
+                row[util.name] = float(ev.value(util.body, dict(zip(util.args, (a, tv, tv)))))
+            row["binding"] = binding_of.get((a, tv), [])
+            row["prices"] = price_of.get((a, tv), {})
+            rows.append(row)
     return rows
 
 

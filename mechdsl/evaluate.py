@@ -639,10 +639,16 @@ class Evaluator:
         else:
             fr, (fv, fi), agents = None, (self.compile(a) for a in e.args[:2]), e.args[2]
         kind = type(e)
+        fixed = [] if agents.free_symbols else None  # the positions, once, when the agent set is fixed
 
         def op(env, pol):
             v, i = fv(env, 0), fi(env, 0)
-            pos = self.positions(agents, env)
+            if fixed:
+                pos = fixed[0]
+            else:
+                pos = self.positions(agents, env)
+                if fixed is not None:
+                    fixed.append(pos)
             if isinstance(v, tuple) and any(isinstance(c, np.ndarray) for c in v) or isinstance(i, np.ndarray):
                 return _vector_profile_op(kind, v, i, pos, fr(env, 0) if fr else None)
             if not isinstance(v, tuple):

@@ -209,6 +209,37 @@ class _PopulationEvaluator(Evaluator):
         return run
 
 
+    def _expect_others(self, e):
+        """E[v[-i]](body): the body evaluated once over all the others' profiles (numpy), as for populations."""
+        body, label, cond, agent = e.args
+        scalar = super()._expect_others(e)
+        if cond is not sp.true:
+            return scalar
+        fi = self.compile(agent)
+        self._vec._var_names = self._var_names
+        fb = self._vec.compile(body)
+        cache = {}
+
+        def run(env, pol):
+            i = canon(fi(env, 0))
+            hit = cache.get(i)
+            if hit is None:
+                outcomes = self.inst.others_outcomes(label.name, i)
+                arr = np.asarray([o[0] for o in outcomes], dtype=np.int64)
+                probs = np.asarray([o[1] for o in outcomes], dtype=float)
+                hit = cache[i] = (tuple(arr[:, k] for k in range(arr.shape[1])), probs)
+            comps, probs = hit
+            env2 = dict(env)
+            env2[label] = comps
+            try:
+                with np.errstate(all="ignore"):
+                    v = np.broadcast_to(np.asarray(fb(env2, 0), dtype=float), probs.shape)
+            except (VectorUnsupported, TypeError, ValueError, EvalError, IndexError):
+                return scalar(env, pol)
+            return math.fsum(probs * v) / math.fsum(probs)
+        return run
+
+
 class _CountsVecEvaluator(Evaluator):
     """The vector evaluator, with a population's counts (bound by :class:`_PopulationEvaluator`) as arrays."""
 

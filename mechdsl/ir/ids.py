@@ -9,10 +9,16 @@ from __future__ import annotations
 from . import nodes as ir
 
 
+def _txt(k) -> str:
+    return "(" + ",".join(map(str, k)) + ")" if isinstance(k, tuple) else str(k)  # a profile: (1,3)
+
+
 def constraint_id(c: ir.ConstraintDef, key: tuple, type_dim: int | None) -> str:
     """Readable ids: ``IC[3->1]`` for an ic family over (true type, report), else ``IR[2]``."""
     if not key:
         return c.name
+    if any(isinstance(k, tuple) for k in key):
+        return f"{c.name}[{','.join(map(_txt, key))}]"
     if type_dim is None and len(key) % 2 == 0:
         type_dim = len(key) // 2  # no type declared: (true..., report...) halves
     if c.kind == ir.ConKind.IC and type_dim and len(key) == 2 * type_dim:

@@ -58,6 +58,10 @@ class ExprPrinter(StrPrinter):
     def _print_IList(self, e: IList):
         return "{" + ", ".join(self._print(a) for a in e.args) + "}"
 
+    def _print_IPower(self, e):
+        a = e.args[1]
+        return f"{self._print(e.args[0])}^{self._print(a) if isinstance(a, INamed) else '(' + self._print(a) + ')'}"
+
     def _print_IProduct(self, e: IProduct):
         return " * ".join(self._print(a) for a in e.args)
 

@@ -121,17 +121,34 @@ class OthersExpectation(sp.Expr):
     cond, agent).  Inside, v is a profile whose i-th entry is a hole: only ``v[-i]`` and ``(r, v[-i])``
     (which fills it) may index."""
 
+    def _sympystr(self, p):
+        body, label, cond, agent = self.args
+        subject = f"{p._print(label)}[-{p._print(agent)}]"
+        if cond is not sp.true:
+            subject += f" | {p._print(cond)}"
+        return f"E[{subject}]({p._print(body)})"
+
 
 class Component(sp.Expr):
     """``v[i]``: agent i's entry of the profile v; args: (profile, agent, agent set)."""
+
+    def _sympystr(self, p):
+        return f"{p._print(self.args[0])}[{p._print(self.args[1])}]"
 
 
 class Others(sp.Expr):
     """``v[-i]``: the profile v without agent i's entry (an element of V^(n-1)); args as :class:`Component`."""
 
+    def _sympystr(self, p):
+        return f"{p._print(self.args[0])}[-{p._print(self.args[1])}]"
+
 
 class Replace(sp.Expr):
     """``(r, v[-i])``: the profile v with agent i's entry replaced by r; args: (r, profile, agent, agent set)."""
+
+    def _sympystr(self, p):
+        r, v, i = (p._print(a) for a in self.args[:3])
+        return f"({r}, {v}[-{i}])"
 
 
 #: An entry of a profile that is not fixed (agent i's own, inside E[v[-i]]).

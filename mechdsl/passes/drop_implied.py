@@ -27,7 +27,7 @@ class DropImplied(Pass):
     doc = "Keep only the extreme type's IR when IC and a type-free reservation level imply the others."
 
     def _candidates(self, problem: ir.Problem, facts: Facts):
-        structures = facts.all(ICStructure)
+        structures = [s for s in facts.all(ICStructure) if not s.agents]  # per-agent families: not (yet) here
         out = []
         for c in problem.constraints:
             if c.kind != ir.ConKind.IR or c.origin is not None or c.check_only:

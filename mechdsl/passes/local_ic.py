@@ -72,6 +72,9 @@ class LocalIC(Pass):
             pairs = []
             for a, b in zip(order, order[1:]):
                 pairs += [(a, b), (b, a)]
+            if s.agents:
+                added += self._per_agent(c, s, pairs, new)
+                continue
             ic = ir.ConstraintDef(c.name, c.kind,
                                   ir.Domain(((tuple([s.t, s.r]), IEnum(*[sp.Tuple(*p) for p in pairs])),)),
                                   c.body, c.span, origin="local_ic: adjacent IC")
@@ -98,6 +101,84 @@ class LocalIC(Pass):
                       Applied(self.name, summary, removed=n * (n - 1) - 2 * (n - 1), added=n - 1,
                               details=[s.proof, implied_note])]
         return ir.Problem(problem.vars, tuple(new), problem.objective), None, facts.add(*added)
+
+
+    def _per_agent(self, c, s, pairs, new):
+        """Per-agent reduction: the leading binders stay, (t, r) run over adjacent pairs; Q(b) >= Q(a)."""
+        order = s.order
+        lead = tuple(s.agents)
+        ic = ir.ConstraintDef(c.name, c.kind,
+                              ir.Domain(lead + ((tuple([s.t, s.r]), IEnum(*[sp.Tuple(*p) for p in pairs])),)),
+                              c.body, c.span, origin="local_ic: adjacent IC per agent")
+        mono_name = _mono_name(s)
+        qa, qb = s.q_expr.xreplace({s.r: s.t}), s.q_expr
+        body = ir.Rel(qb, ">=", qa) if s.direction > 0 else ir.Rel(qb, "<=", qa)
+        mono = ir.ConstraintDef(mono_name, ir.ConKind.MONOTONICITY,
+                                ir.Domain(lead + ((tuple([s.t, s.r]),
+                                                   IEnum(*[sp.Tuple(a, b) for a, b in zip(order, order[1:])])),)),
+                                body, c.span, origin="local_ic: monotone (interim) allocation per agent")
+        new += [ic, mono]
+        mf = MonotoneFamily(mono_name, c.name, s.q, s.direction, order, mono)
+        keys = self.inst.ev.domain_keys(ir.Domain(lead, None))
+        n, na = len(order), len(keys)
+        summary = (f"{c.name}: {na} x {n * (n - 1)} -> {na} x {2 * (n - 1)} IC rows + {na} x {n - 1} "
+                   f"monotonicity rows ({mono_name}: {qb} {'>=' if s.direction > 0 else '<='} its value one type "
+                   f"down)")
+        note = (f"{mono_name}[..., a, b] <= IC[..., a, b] AND IC[..., b, a] for adjacent a, b (add the two rows), so "
+                "adding it is exact; it is the ironing condition")
+        return [s, AdjacentIC(c.name, s, ic, tuple(pairs)), mf, *_agent_records(s, mf, keys),
+                Applied(self.name, summary, removed=na * (n * (n - 1) - 2 * (n - 1)), added=na * (n - 1),
+                        details=[s.proof, note])]
+
+
+def _agent_records(s, mf: MonotoneFamily, keys):
+    """Graph records of a per-agent reduction: ids ``IC[k..., a, b]`` with k the fixed indices."""
+    order = s.order
+    pos = {v: k for k, v in enumerate(order)}
+    n = len(order)
+    name = s.family.name
+    txt = lambda k: ",".join(map(str, k))
+
+    def mono_ids():
+        for k in keys:
+            for a, b in zip(order, order[1:]):
+                yield f"{mf.name}[{txt(k)},{a},{b}]"
+    fam = Family(mf.name, "monotonicity", mono_ids, len(keys) * (n - 1), derived=True)
+    by_text = {txt(k): k for k in keys}
+
+    def premises(cid):
+        fam_name, _, rest = cid.partition("[")
+        if fam_name != name or not rest.endswith("]"):
+            return None
+        parts = rest[:-1].rsplit(",", 2)
+        if len(parts) != 3 or parts[0] not in by_text:
+            return None
+        try:
+            a, b = (int(float(x)) if float(x).is_integer() else float(x) for x in parts[1:])
+        except ValueError:
+            return None
+        if a not in pos or b not in pos:
+            return None
+        i, j = pos[a], pos[b]
+        if abs(i - j) <= 1:
+            return None
+        step = 1 if j > i else -1
+        nb = order[i + step]
+        lo, hi = sorted((i + step, j))
+        k = parts[0]
+        monos = [f"{mf.name}[{k},{order[m]},{order[m + 1]}]" for m in range(lo, hi)]
+        return [f"{name}[{k},{a},{nb}]", f"{name}[{k},{nb},{b}]"] + monos
+
+    def targets():
+        for k in keys:
+            for i, a in enumerate(order):
+                for j, b in enumerate(order):
+                    if abs(i - j) > 1:
+                        yield f"{name}[{txt(k)},{a},{b}]"
+
+    rule = Rule("single crossing per agent: IC[k,a,b] <= IC[k,a,n] AND IC[k,n,b] AND monotone (interim) allocation",
+                "local_ic", s.proof, targets, premises)
+    return [DerivedFamily(fam), Implied(rule, cites=(name, mf.name))]
 
 
 def _mono_name(s) -> str:

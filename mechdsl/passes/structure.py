@@ -16,6 +16,14 @@ one-dimensional ordered set ``S``.  The proof of single crossing
 
 Then IC for all pairs is equivalent to adjacent IC in both directions plus
 ``q`` monotone along ``S`` (in the direction given by the signs).
+
+Per agent: ``ic NAME[i in N, ..., t in S, r in S: t != r]`` with leading binders (the agent, and anything
+else held fixed) is a family of such problems, one per binding of the leading binders, and is reduced in
+each.  There ``u(t, r)`` may be an interim utility, an expectation over the others' types
+(``E[v[-i]](val[t] * x[i, (r, v[-i])] - p[i, (r, v[-i])])``): each expectation of a report variable whose
+coefficient does not depend on the others' types is one aggregate (the interim allocation
+``Q(r) = E[v[-i]](x[i, (r, v[-i])])``, the interim payment), by linearity of the expectation, and the proof
+runs on the aggregates.  The monotone rows are then ``Q(b) >= Q(a)``: the ironing condition.
 """
 from __future__ import annotations
 
@@ -25,7 +33,7 @@ import sympy as sp
 
 from ..ir import nodes as ir
 from ..ir.ids import id_number  # noqa: F401  (re-exported; it used to live here)
-from ..ir.sym import SetNode
+from ..ir.sym import Expectation, IPower, OthersExpectation, SetNode
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,8 @@ class ICStructure:
     du_dtheta: sp.Expr
     proof: str
     strict: bool = True    # the cross partial is strictly signed (so IC implies a monotone allocation)
+    agents: tuple = ()     # per agent: the leading domain items ((binders, set), ...) held fixed
+    q_expr: sp.Expr | None = None  # the allocation as a template in r (q[r], or an interim E[...](x[...]))
 
     @property
     def key(self) -> str:
@@ -86,6 +96,19 @@ def _analyse_ic(c: ir.ConstraintDef, inst) -> ICStructure:
         raise NotStandard(f"{c.name} is not quantified over (true type, report)")
     items = c.domain.items
     binders = c.domain.binders
+    lead = ()
+    last = tuple(bs[0] for bs, _ in items[-2:]) if all(len(bs) == 1 for bs, _ in items[-2:]) else ()
+    cond0 = c.domain.cond
+    if len(items) > 2 and last and isinstance(cond0, sp.Ne) and {cond0.lhs, cond0.rhs} == set(last):
+        lead, items = tuple(items[:-2]), tuple(items[-2:])
+        fixed = {b for bs, _ in lead for b in bs}
+        if any(node.free_symbols & {bs[0] for bs, _ in items} for _, node in lead) or \
+                any(node.free_symbols & fixed for _, node in items):
+            raise NotStandard(f"{c.name}: the type set depends on the other indices")
+        binders = tuple(bs[0] for bs, _ in items)
+    if any(isinstance(node, IPower) for _, node in c.domain.items):
+        raise NotStandard(f"{c.name} is ex post (DSIC): the true type is an entry of a profile; the per-profile "
+                          "adjacent reduction is not implemented, so all pairs are kept")
     if len(binders) != 2 or len(items) != 2:
         dims = len(binders) // 2 if len(binders) % 2 == 0 else None
         if dims and dims > 1:
@@ -112,12 +135,20 @@ def _analyse_ic(c: ir.ConstraintDef, inst) -> ICStructure:
     if sp.simplify(lhs - rhs.xreplace({r: t})) != 0:
         raise NotStandard(f"{c.name}: the left side is not the right side at r = t (not u(t,t) >= u(t,r))")
     u = rhs
+    var_names = inst.var_names
+    u, aggregates = _aggregate(c, u, r, var_names) if lead else (u, {})
     if any(isinstance(a, SetNode) or type(a).__module__.endswith("ir.sym") for a in sp.preorder_traversal(u)):
         raise NotStandard(f"{c.name}: u(t, r) contains sums or expectations; the local IC proof needs a closed form")
 
-    var_names = inst.var_names
     subs, type_params, report_vars = {}, {}, {}
+    for name, (sym, template) in aggregates.items():
+        lb_ok = _var_nonneg(inst, name)
+        report_vars[name] = sp.Symbol(sym.name, real=True, positive=True if lb_ok else None)
+        subs[sym] = report_vars[name]
+    lead_syms = {b for bs, _ in lead for b in bs}
     for ix in u.atoms(sp.Indexed):
+        if lead and not (set(ix.indices) & {t, r}) and not (ix.free_symbols & {t, r}):
+            continue  # data of the fixed indices only (e.g. a weight per agent): a constant here
         name = ix.base.label.name
         if ix.indices == (t,):
             if name in var_names:
@@ -135,6 +166,9 @@ def _analyse_ic(c: ir.ConstraintDef, inst) -> ICStructure:
             subs[ix] = sym
         else:
             raise NotStandard(f"{c.name}: u(t, r) indexes {ix}; only [t] and [r] are understood")
+    if any(name in var_names for name in (ix.base.label.name for ix in u.atoms(sp.Indexed)
+                                          if not (set(ix.indices) & {t, r}))):
+        raise NotStandard(f"{c.name}: u(t, r) has a variable that depends on neither the type nor the report")
     if t in u.xreplace(subs).free_symbols or r in u.xreplace(subs).free_symbols:
         raise NotStandard(f"{c.name}: u(t, r) uses the type index itself as a number")
     us = u.xreplace(subs)
@@ -176,13 +210,54 @@ def _analyse_ic(c: ir.ConstraintDef, inst) -> ICStructure:
         raise NotStandard(f"{c.name}: {theta} is not strictly monotone over the type set, so types are not ordered")
     direction = sign * tdir
     du_dtheta = sp.simplify(sp.diff(us, ths))
-    proof = (f"u(t, r) = {us}; d2u/d{ths} d{qs} = {cross} {'>=' if sign > 0 else '<='} 0 "
+    agg_text = "".join(f"; {sym} = {template}" for sym, template in aggregates.values())
+    per = (f"for each {', '.join(str(b) for bs, _ in lead for b in bs)}: " if lead else "")
+    proof = (f"{per}u(t, r) = {us}{agg_text}; d2u/d{ths} d{qs} = {cross} {'>=' if sign > 0 else '<='} 0 "
              f"({'increasing' if sign > 0 else 'decreasing'} differences, on {qs} > 0 and by continuity at the "
              f"boundary); {theta} is strictly {'increasing' if tdir > 0 else 'decreasing'} over the types (data). "
              f"Single crossing: all-pairs IC <=> adjacent IC both ways + {q} "
              f"{'non-decreasing' if direction > 0 else 'non-increasing'} in the type order")
+    q_expr = aggregates[q][1] if q in aggregates else sp.IndexedBase(q)[r]
     return ICStructure(c, t, r, tuple(e[0] for e in elems_t), u, q, theta, cross, sign, tdir, direction,
-                       tuple(transfers), subs, du_dtheta, proof, strict)
+                       tuple(transfers), subs, du_dtheta, proof, strict, lead, q_expr)
+
+
+def _aggregate(c, u, r, var_names):
+    """``u`` with each expectation of a report variable replaced by one symbol per variable (linearity).
+
+    Returns (u', {var: (symbol, E[...](var[...]) template)}).  A coefficient inside the expectation must
+    not depend on the expectation's subject (then it factors out); every expectation of one variable must
+    be the same template.
+    """
+    aggs: dict = {}
+    out = []
+    for term in sp.Add.make_args(sp.expand(u)):
+        factors = sp.Mul.make_args(term)
+        es = [f for f in factors if isinstance(f, (Expectation, OthersExpectation))]
+        if not es:
+            out.append(term)
+            continue
+        if len(es) > 1:
+            raise NotStandard(f"{c.name}: u(t, r) multiplies two expectations")
+        e = es[0]
+        coef = sp.Mul(*[f for f in factors if f is not e])
+        body, label = e.args[0], e.args[1]
+        for bt in sp.Add.make_args(sp.expand(body)):
+            vs = [f for f in sp.Mul.make_args(bt) if isinstance(f, sp.Indexed) and f.base.label.name in var_names]
+            if len(vs) != 1:
+                raise NotStandard(f"{c.name}: the expectation in u(t, r) is not linear in the variables")
+            var = vs[0]
+            bcoef = sp.Mul(*[f for f in sp.Mul.make_args(bt) if f is not var])
+            if label in bcoef.free_symbols or r in bcoef.free_symbols:
+                raise NotStandard(f"{c.name}: in u(t, r) the coefficient {bcoef} of {var} depends on the "
+                                  "expectation's outcome or the report, so it does not factor out")
+            name = var.base.label.name
+            template = e.func(var, *e.args[1:])
+            if name in aggs and aggs[name][1] != template:
+                raise NotStandard(f"{c.name}: {name} appears in u(t, r) under two different expectations")
+            sym = aggs.setdefault(name, (sp.Symbol(f"E_{name}_r"), template))[0]
+            out.append(coef * bcoef * sym)
+    return sp.Add(*out), aggs
 
 
 def _all_positive(table):
