@@ -412,7 +412,7 @@ class Model:
             for label, run in aux_runs.items():
                 won.setdefault(run.start + (" after continuation" if run.continuation else ""), []).append(label)
             res.notes.append("auxiliary NLPs (multistart: init and the bounds, exact first): best start "
-                             + "; ".join(f"{how}: {', '.join(labels)}" for how, labels in won.items()))
+                             + "; ".join(f"{how}: {_few(labels)}" for how, labels in won.items()))
         if ver is not None:
             res.menu_rows = _menu(inst, self.mech, att.values, ver, att.duals)
         return res
@@ -525,7 +525,7 @@ class Model:
 
                 cm = compile_problem(aux.problem, inst, env, name=label, var_names=names)
         except EvalError as exc:
-            raise EvalError(f"in auxiliary problem {label}: {exc.message}", exc.name, aux.span) from None
+            raise exc.again(f"in auxiliary problem {label}: {exc.message}", exc.name, aux.span) from None
         if nlp is not None:
             # Stand-alone optima are often nonconvex: every start (init, the bounds) with the exact problem,
             # a continuation only where one stops on a flat branch; the best kept, its start recorded.
@@ -624,7 +624,7 @@ def _columns_for(problem: ir.Problem, inst):
         try:
             _keys = inst.ev.domain_keys(v.domain)
         except EvalError as exc:
-            raise EvalError(f"in var {v.name}: {exc.message}", exc.name, exc.span or v.span) from None
+            raise exc.again(f"in var {v.name}: {exc.message}", exc.name, exc.span or v.span) from None
         cols.add(v.name, _keys, v.kind)
     return cols
 
@@ -798,6 +798,11 @@ def _menu(inst: Instance, mech: ir.Mechanism, values: dict, ver, duals: dict | N
     return rows
 
 
+def _few(labels: list, k: int = 6) -> str:
+    """A list of names, abridged: the first k and how many more."""
+    return ", ".join(labels[:k]) + (f" and {len(labels) - k} more" if len(labels) > k else "")
+
+
 def _agent_menu(inst: Instance, mech: ir.Mechanism, t, values: dict, ver, duals: dict | None) -> list[dict]:
     """One row per (agent, type): the interim value of every variable x[i, v] (E over the others' types with
     i's type fixed), the interim utility where the spec defines one as U(i, t, r), and the binding rows."""
@@ -840,6 +845,8 @@ def _agent_menu(inst: Instance, mech: ir.Mechanism, t, values: dict, ver, duals:
             row["binding"] = binding_of.get((a, tv), [])
             row["prices"] = price_of.get((a, tv), {})
             rows.append(row)
+    if not cols and util is None and not binding_of:
+        return []  # nothing per agent to show (no outcome variables, no IC/IR)
     return rows
 
 

@@ -258,8 +258,15 @@ def cmd_compile(args) -> int:
     for line in summary["extra"]:
         print(f"  {line}", file=out)
     print("  per kind: " + ", ".join(f"{k} {n}" for k, n in by_kind.items()), file=out)
-    print(f"objective: {summary['sense']} {model.mech.problem.objective.name if model.mech.problem.objective else '-'}",
-          file=out)
+    if model.mech.problem.objective is None:
+        print("objective: none (no main problem: solve evaluates the params, auxiliary problems and reports)",
+              file=out)
+        if model.mech.reports:
+            print("reports: " + ", ".join(r.name for r in model.mech.reports), file=out)
+        if args.emit:
+            raise MechError("error: --emit needs a main problem (the spec has no objective)")
+        return 0
+    print(f"objective: {summary['sense']} {model.mech.problem.objective.name}", file=out)
     print(f"problem class: {summary['class']}", file=out)
     print(f"solver: {api._solver_label(solver)}" + (" (reads the compiled form directly)" if built is not None else
                                                      " (through Pyomo)"), file=out)

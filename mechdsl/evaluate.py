@@ -28,7 +28,7 @@ import sympy as sp
 from .errors import DataError, InternalError
 from .ir.sym import (ARG_TOL, HOLE, AuxRef, Component, DomainNode, Expectation, IEnum, IFilter, IfThenElse,
                      IList, INamed, IPower, IProduct, IRange, IterAll, IterAny, IterArgMax, IterArgMin, IterMax,
-                     IterMin, IterProd, IterSum, Others, OthersExpectation, Replace)
+                     IterMin, IterProd, IterSum, Others, OthersExpectation, Replace, ReportAt)
 from .span import Span
 
 Fn = Callable[[dict, int], Any]
@@ -60,6 +60,13 @@ class EvalError(DataError):
         super().__init__(message)
         self.name = name
         self.span = span
+
+    def again(self, message: str, name: str | None = None, span=None) -> "EvalError":
+        """The same error (its class and what it carries, e.g. an aux result) with a new message and place."""
+        new = type(self).__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        EvalError.__init__(new, message, name, span)
+        return new
 
 
 class VectorUnsupported(Exception):
@@ -109,6 +116,13 @@ class Target:
 
 def shown(e) -> str:
     """A SymPy expression as the spec would write it (``^`` for powers)."""
+    if isinstance(e, sp.Basic):
+        from .ir.printer import ExprPrinter
+
+        try:
+            return ExprPrinter().doprint(e).replace("**", "^")
+        except Exception:  # noqa: BLE001 - a message must never fail to print
+            pass
     return str(e).replace("**", "^")
 
 
@@ -384,6 +398,8 @@ class Evaluator:
             return self._expect_others(e)
         if isinstance(e, (Component, Others, Replace)):
             return self._profile_op(e)
+        if isinstance(e, ReportAt):
+            return self._report_at(e)
         if isinstance(e, AuxRef):
             return self._auxref(e)
         if isinstance(e, sp.core.relational.Relational):
@@ -667,6 +683,22 @@ class Evaluator:
                 return v[:k] + v[k + 1:]
             return v[:k] + (canon(fr(env, 0)),) + v[k + 1:]
         return op
+
+    def _report_at(self, e) -> Fn:
+        body, name, args = e.args
+        fb, fs = self.compile(body), [self.compile(a) for a in args]
+        inst, name = self.inst, name.name
+        keys = []
+
+        def run(env, pol):
+            if not keys:
+                rep = next(r for r in inst.mech.reports if r.name == name)
+                keys.append({flat_key(k) for k in self.domain_keys(rep.domain)})
+            key = flat_key(tuple(canon(f(env, 0)) for f in fs))
+            if key not in keys[0]:
+                raise EvalError(f"{name}[{_fmt_key(key)}] is outside the index set of report '{name}'", name=name)
+            return fb(env, pol)
+        return run
 
     def _expect_others(self, e) -> Fn:
         body, label, cond, agent = e.args

@@ -55,6 +55,7 @@ class Instance:
         #: types per agent: name -> (agents, type values, probs[agent position][type position])
         self.agent_types: dict[str, tuple[list, list, list[list[float]]]] = {}
         self._others_cache: dict[tuple, list] = {}
+        self._aux_keys: dict[str, dict] = {}
         self.populations: dict[str, tuple[list[tuple], list[tuple[dict, float]]]] = {}
         self.aux_results: dict[tuple[str, tuple], dict[str, float]] = {}
         self.aux_status: dict[tuple[str, tuple], str] = {}
@@ -131,8 +132,10 @@ class Instance:
         label = f"{name}[{','.join(map(str, key))}]" if key else name
         if res is None:
             aux = self.mech.auxes[name]
-            keys = self.ev.domain_keys(aux.domain)
-            if key not in keys:
+            nested = self._aux_keys.get(name)
+            if nested is None:  # flat key -> the binding (a profile binder takes a tuple)
+                nested = self._aux_keys[name] = {_flatten(k): k for k in self.ev.domain_keys(aux.domain)}
+            if key not in nested:
                 raise EvalError(f"{name}[{','.join(map(str, key))}] is outside the index set of aux '{name}'")
             if self.aux_solver is None:
                 raise EvalError(f"aux '{name}' cannot be solved here (no solver)")
@@ -140,7 +143,7 @@ class Instance:
                 raise EvalError(f"aux '{label}' depends on its own result")
             self._aux_active.add((name, key))
             try:
-                env = dict(zip(aux.domain.binders, key)) if aux.domain else {}
+                env = dict(zip(aux.domain.binders, nested[key])) if aux.domain else {}
                 res = self.aux_solver(self, aux, key, env)
             finally:
                 self._aux_active.discard((name, key))
@@ -310,6 +313,9 @@ class Instance:
             raise EvalError(f"param '{d.name}' has no value; give one in the spec "
                             f"or with --set {d.name}=... or --data FILE.toml")
         self._check_domain(d, values, where)
+        if keys and any(isinstance(c, tuple) for c in keys[0]):  # indexed by profiles: keys are flat
+            values = {_flatten(k): v for k, v in values.items()}
+            keys = [_flatten(k) for k in keys]
         self.param_keys[d.name] = keys
         self.params[d.name] = values[()] if d.domain is None else values
 

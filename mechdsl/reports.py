@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from .evaluate import EvalError, Evaluator, ValuesTarget, canon
+from .evaluate import EvalError, Evaluator, ValuesTarget, canon, flat_key
 from .ir import nodes as ir
 
 
@@ -26,7 +26,7 @@ def evaluate_reports(inst, mech: ir.Mechanism, values: dict) -> dict[str, dict[t
             fn = ev.compile(rep.expr)
             table = {}
             for key in keys:
-                table[key] = _plain(fn(dict(zip(binders, key)), 0))
+                table[flat_key(key)] = _plain(fn(dict(zip(binders, key)), 0))
         except EvalError as exc:
             if exc.span is None:
                 exc.span = rep.span

@@ -39,7 +39,7 @@ import casadi as ca
 import numpy as np
 import sympy as sp
 
-from mechdsl.evaluate import EvalError, Evaluator, Target, canon
+from mechdsl.evaluate import EvalError, Evaluator, Target, canon, flat_key
 from mechdsl.ir import nodes as ir
 from mechdsl.ir.sym import Expectation
 
@@ -381,7 +381,7 @@ class _Builder:
                         self.row(d, lo, hi, (c.name, key))
                         count += _numel(d)
                 except EvalError as exc:
-                    raise EvalError(f"in constraint {c.name}{_fmt(key)}: {exc.message}", exc.name, c.span) from None
+                    raise exc.again(f"in constraint {c.name}{_fmt(key)}: {exc.message}", exc.name, c.span) from None
             if self.mu is None:
                 nlp.con_counts[c.name] = count
                 nlp.con_kinds[c.name] = c.kind.value
@@ -391,7 +391,7 @@ class _Builder:
             try:
                 f = ev.value(o.expr, dict(env), 1 if o.sense == "maximize" else -1)
             except EvalError as exc:
-                raise EvalError(f"in the objective: {exc.message}", exc.name, o.span) from None
+                raise exc.again(f"in the objective: {exc.message}", exc.name, o.span) from None
             if _numel(f) != 1:
                 raise Unsupported("an objective that is not a scalar")
         # One decision vector X = [x; z_1; ...; z_k] (IPOPT needs a purely symbolic x).
@@ -531,9 +531,12 @@ class CasadiNLP:
             local = dict(self.env)
             it = self.num.iterate(v.domain.items, v.domain.cond, local) if v.domain else iter([local])
             for _ in it:
-                key = tuple(local[b] for b in v.domain.binders) if v.domain else ()
-                lb = _bound(self.num, v.lb, local)
-                ub = _bound(self.num, v.ub, local)
+                key = flat_key(tuple(local[b] for b in v.domain.binders)) if v.domain else ()
+                try:
+                    lb = _bound(self.num, v.lb, local)
+                    ub = _bound(self.num, v.ub, local)
+                except EvalError as exc:
+                    raise exc.again(f"in var {v.name}: {exc.message}", exc.name, exc.span or v.span) from None
                 if v.kind == "nonnegative":
                     lb = 0.0 if lb is None else max(lb, 0.0)
                 if lb is not None and ub is not None and lb > ub + 1e-12:  # a data error, located at the var

@@ -19,7 +19,7 @@ from pyomo.core.expr.numvalue import is_constant, value as pyo_value
 from pyomo.core.util import quicksum
 
 from mechdsl.errors import Diagnostic, MechError
-from mechdsl.evaluate import EvalError, Evaluator, Target, canon
+from mechdsl.evaluate import EvalError, Evaluator, Target, canon, flat_key
 from mechdsl.ir import nodes as ir
 
 _DOMAINS = {"real": pyo.Reals, "nonnegative": pyo.NonNegativeReals, "binary": pyo.Binary,
@@ -210,17 +210,20 @@ def compile_problem(problem: ir.Problem, inst, env: dict | None = None, name: st
 
     for v in problem.vars:
         try:
-            keys = num.domain_keys(v.domain, env)
+            keys = [flat_key(k) for k in num.domain_keys(v.domain, env)]  # a profile contributes its entries
         except EvalError as exc:
-            raise EvalError(f"in var {v.name}: {exc.message}", exc.name, exc.span or v.span) from None
+            raise exc.again(f"in var {v.name}: {exc.message}", exc.name, exc.span or v.span) from None
         var_keys[v.name] = keys
         bounds, inits = {}, {}
         local = dict(env)
         it = num.iterate(v.domain.items, v.domain.cond, local) if v.domain else iter([local])
         for _ in it:
-            key = tuple(local[b] for b in v.domain.binders) if v.domain else ()
-            lb = _bound(num, v.lb, local)
-            ub = _bound(num, v.ub, local)
+            key = flat_key(tuple(local[b] for b in v.domain.binders)) if v.domain else ()
+            try:
+                lb = _bound(num, v.lb, local)
+                ub = _bound(num, v.ub, local)
+            except EvalError as exc:
+                raise exc.again(f"in var {v.name}: {exc.message}", exc.name, exc.span or v.span) from None
             if lb is not None and ub is not None and lb > ub + 1e-12:  # a data error, located at the var
                 raise EvalError(f"var {v.name}{_fmt(key)} has lower bound {float(lb):g} above its upper bound "
                                 f"{float(ub):g}, so no value fits", span=v.span)
@@ -267,7 +270,7 @@ def compile_problem(problem: ir.Problem, inst, env: dict | None = None, name: st
         try:
             expr = ev.value(o.expr, dict(env), pol)
         except EvalError as exc:
-            raise EvalError(f"in the objective: {exc.message}", exc.name, o.span) from None
+            raise exc.again(f"in the objective: {exc.message}", exc.name, o.span) from None
         setattr(model, _pyomo_name(model, o.name),
                 pyo.Objective(expr=expr, sense=pyo.maximize if o.sense == "maximize" else pyo.minimize))
         for y, el in eliminated.items():
@@ -442,7 +445,7 @@ def _compile_constraint(model, c: ir.ConstraintDef, ev: Evaluator, num: Evaluato
                         continue  # an alternative holds trivially
                     disj[(part, key)] = alts
         except EvalError as exc:
-            raise EvalError(f"in constraint {c.name}{_fmt(key)}: {exc.message}", exc.name, c.span) from None
+            raise exc.again(f"in constraint {c.name}{_fmt(key)}: {exc.message}", exc.name, c.span) from None
     bar.close()
     total = relaxed_impl[0]
     rows = {p: r for p, r in rows.items() if r}

@@ -627,15 +627,19 @@ def build(problem: ir.Problem, inst, env: dict | None = None, eliminated: dict |
         try:
             keys = vec.sev.domain_keys(v.domain, env)
         except EvalError as exc:
-            raise EvalError(f"in var {v.name}: {exc.message}", exc.name, exc.span or v.span) from None
+            raise exc.again(f"in var {v.name}: {exc.message}", exc.name, exc.span or v.span) from None
         b = columns.add(v.name, keys, v.kind)
         size = len(keys)
         arrays = _elements_arrays(keys, len(v.domain.binders)) if v.domain is not None and keys else []
         local = dict(env)
         if v.domain is not None:
             local.update(zip(v.domain.binders, arrays))
-        lb = vec.floats(v.lb, local, size) if v.lb is not None else np.full(size, -np.inf)
-        ub = vec.floats(v.ub, local, size) if v.ub is not None else np.full(size, np.inf)
+        try:
+            lb = vec.floats(v.lb, local, size) if v.lb is not None else np.full(size, -np.inf)
+            ub = vec.floats(v.ub, local, size) if v.ub is not None else np.full(size, np.inf)
+            x0 = vec.floats(v.init, local, size) if v.init is not None else np.zeros(size)
+        except EvalError as exc:
+            raise exc.again(f"in var {v.name}: {exc.message}", exc.name, exc.span or v.span) from None
         if v.kind == "nonnegative":
             lb = np.maximum(lb, 0)
         if v.kind == "binary":
@@ -647,7 +651,6 @@ def build(problem: ir.Problem, inst, env: dict | None = None, eliminated: dict |
             i = int(np.argmax(lb > ub + 1e-12))
             raise EvalError(f"var {v.name}{_key_text(arrays, i)} has lower bound {lb[i]:g} above its upper "
                             f"bound {ub[i]:g}, so no value fits", span=v.span)
-        x0 = vec.floats(v.init, local, size) if v.init is not None else np.zeros(size)
         lo_parts.append(lb), hi_parts.append(ub), x0_parts.append(np.clip(x0, lb, ub))
         int_parts.append(np.full(size, v.kind in ("binary", "integer")))
     n = columns.n
@@ -663,7 +666,7 @@ def build(problem: ir.Problem, inst, env: dict | None = None, eliminated: dict |
         except OverflowError:
             raise EvalError(f"in constraint {c.name}: a value overflows a double", None, c.span) from None
         except EvalError as exc:
-            raise EvalError(exc.message if exc.message.startswith("in constraint") else
+            raise exc.again(exc.message if exc.message.startswith("in constraint") else
                             f"in constraint {c.name}: {exc.message}", exc.name, exc.span or c.span) from None
         families[c.name] = parts
         for fam in parts:
@@ -676,7 +679,7 @@ def build(problem: ir.Problem, inst, env: dict | None = None, eliminated: dict |
             except OverflowError:
                 raise EvalError(f"in constraint {c.name}: a value overflows a double", None, c.span) from None
             except EvalError as exc:
-                raise EvalError(exc.message if exc.message.startswith("in constraint") else
+                raise exc.again(exc.message if exc.message.startswith("in constraint") else
                                 f"in constraint {c.name}: {exc.message}", exc.name, exc.span or c.span) from None
             A, lo, hi, arrays, size = _drop_constant_rows(c, A, lo, hi, arrays, size)
             blocks.append(RowBlock(c.name, c.kind.value, KeyArray(arrays, size), m, fam.part, c.span, c.origin))
@@ -696,7 +699,7 @@ def build(problem: ir.Problem, inst, env: dict | None = None, eliminated: dict |
             _objective(form, problem.objective, inst, columns, names, env, eliminated)
         except EvalError as exc:
             msg = exc.message if exc.message.startswith("in the objective") else f"in the objective: {exc.message}"
-            raise EvalError(msg, exc.name, exc.span or problem.objective.span) from None
+            raise exc.again(msg, exc.name, exc.span or problem.objective.span) from None
     return Built(form, families, time.perf_counter() - t0, columns)
 
 

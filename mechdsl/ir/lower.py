@@ -17,7 +17,7 @@ from ..semantics.check import SymbolTable
 from ..syntax import ast
 from . import nodes as ir
 from .sym import (ITERATED, AuxRef, Component, DomainNode, Expectation, IFilter, IfThenElse, IList, INamed,
-                  IPower, IProduct, IRange, Others, OthersExpectation, Replace)
+                  IPower, IProduct, IRange, Others, OthersExpectation, Replace, ReportAt)
 
 _REL = {"<=": sp.Le, ">=": sp.Ge, "==": sp.Eq, "!=": sp.Ne, "<": sp.Lt, ">": sp.Gt}
 _FUNCS = {"sqrt": sp.sqrt, "log": sp.log, "exp": sp.exp, "abs": sp.Abs, "floor": sp.floor, "ceil": sp.ceiling}
@@ -283,7 +283,10 @@ class Lowerer:
         key = (id(d), args)
         hit = self._expansions.get(key)
         if hit is None:
-            hit = self._expansions[key] = (self.expr(d.expr, dict(zip(binders, args))), d)
+            body = self.expr(d.expr, dict(zip(binders, args)))
+            if d.index is not None:
+                body = ReportAt(body, sp.Symbol(d.name), sp.Tuple(*args))
+            hit = self._expansions[key] = (body, d)
         return hit[0]
 
     def ex_Indexed(self, e, scope):
@@ -316,10 +319,12 @@ class Lowerer:
             return _FUNCS[e.func](args[0])
         if e.func == "mod":
             return sp.Mod(*args)
-        if e.func == "min":
-            return sp.Min(*args)
-        if e.func == "max":
-            return sp.Max(*args)
+        if e.func in ("min", "max"):
+            op = sp.Min if e.func == "min" else sp.Max
+            try:
+                return op(*args)
+            except (ValueError, TypeError):  # SymPy cannot order the arguments (e.g. aux results): keep them all
+                return op(*args, evaluate=False)
         d = self.defs[e.func]
         key = (id(d), tuple(args))  # memoised: a def's expansion depends only on the def and its arguments
         hit = self._expansions.get(key)

@@ -105,6 +105,31 @@ class ExprPrinter(StrPrinter):
     def _print_IterProd(self, e: IterProd):
         return self._iter("prod", e)
 
+    def _print_IterMax(self, e):
+        return self._iter("max", e)
+
+    def _print_IterMin(self, e):
+        return self._iter("min", e)
+
+    def _print_IterArgMax(self, e):
+        return self._iter("argmax", e)
+
+    def _print_IterArgMin(self, e):
+        return self._iter("argmin", e)
+
+    def _print_IterAll(self, e):
+        return self._iter("forall", e)
+
+    def _print_IterAny(self, e):
+        return self._iter("exists", e)
+
+    def _print_IfThenElse(self, e):
+        c, a, b = (self._print(x) for x in e.args)
+        return f"(if {c} then {a} else {b})"
+
+    def _print_Pow(self, expr, rational=False):
+        return super()._print_Pow(expr, rational).replace("**", "^")
+
     def _print_Expectation(self, e: Expectation):
         body, label, cond = e.args
         subject = self._print(label)

@@ -155,6 +155,11 @@ class Replace(sp.Expr):
 HOLE = -(2 ** 62)
 
 
+class ReportAt(sp.Expr):
+    """``R[args]`` of an indexed report, expanded in place; args: (body, Symbol(R), Tuple(args)).  Evaluating
+    it checks that args are in R's index set."""
+
+
 class AuxRef(sp.Expr):
     """``aux[idx].attr`` or ``aux[idx].x[k]``; args: (Symbol(aux), Tuple(idx...), Symbol(attr)[, Tuple(k...)])."""
 

@@ -423,7 +423,7 @@ class Checker:
         info = self.expr(e, scope)
         if info.sort is not None and info.sort != sort:
             self.error(f"type mismatch: {what} must be a {sort}, but this is a {info.sort}", e.span)
-        if not allow_var and info.has_var:
+        if not allow_var and info.has_var and not self.in_report:  # a report sees the solution as numbers
             self.error(f"{what} cannot depend on decision variables", e.span)
         return info
 
@@ -574,7 +574,8 @@ class Checker:
             self.error(f"'{base}' is a {sym.kind}; only an aux problem has attributes", bspan)
             return _Info(NUM)
         for a in args:
-            self.expect_sort(a, scope, NUM, "an index", allow_var=False)
+            if self.index_arg(a, scope).has_var:
+                self.error("an index cannot depend on decision variables", a.span)
         if len(args) != sym.dim:
             self.error(f"wrong number of indices for aux '{base}': expected {sym.dim}, got {len(args)}", t.span)
         for a in e.args:
