@@ -518,12 +518,70 @@ class Model:
             print(f"\rsolving auxiliary problem {label} ...", end="", file=sys.stderr, flush=True)
         names = {v.name for v in aux.problem.vars}
         opts = self._aux_opts
-        try:
-            nlp = self._build_nlp(aux.problem, env, names, label, inst) if opts.solver in (None, "ipopt") else None
-            if nlp is None:  # not an NLP the CasADi backend compiles: the Pyomo compiler (imported only now)
-                from mechdsl.compilers.pyomo.model import compile_problem
+        r = self._aux_attempt(inst, aux, aux.problem, env, names, label, opts)
+        tie_note = None
+        if r["ok"] and aux.tiebreak is not None:
+            # Lexicographic: the primary objective held at its optimum (within the solver's tolerance), then
+            # the tie-break objective over that face.
+            z, obj = r["objective"], aux.problem.objective
+            slack = 1e-7 * max(1.0, abs(z))
+            rel = (ir.Rel(obj.expr, ">=", z - slack) if obj.sense == "maximize" else ir.Rel(obj.expr, "<=", z + slack))
+            keep = ir.ConstraintDef(f"{obj.name}_optimal", ir.ConKind.PLAIN, None, rel, aux.span,
+                                    origin="tiebreak: the primary objective at its optimum")
+            second = ir.Problem(aux.problem.vars, aux.problem.constraints + (keep,), aux.tiebreak)
+            r2 = self._aux_attempt(inst, aux, second, env, names, label, opts)
+            if r2["ok"]:
+                r["values"], tie_note = r2["values"], f"tie-break {aux.tiebreak.sense} {r2['objective']:.10g}"
+            else:
+                tie_note = f"tie-break not applied ({r2['status']}: {r2['message']})"
+        if self.progress:
+            print("\r" + " " * (30 + len(label)) + "\r", end="", file=sys.stderr, flush=True)
+        if not r["ok"]:
+            runstate.phase(outer)
+            status = r["status"]
+            # a value, not an abort: `.feasible` reads it, and only a number it lacks is an error (where used)
+            infeasible = "infeasible" in str(status).lower()
+            unbounded = "unbounded" in str(status).lower()
+            return {"ok": False, "status": status, "message": f"{r['solver']}: {r['message']}",
+                    "feasible": False if infeasible else (True if unbounded else None), "objective": None,
+                    "vars": {}, "span": aux.span}
+        values = r["values"]
+        ver = verify(inst, aux.problem, values, tol=opts.tol, var_names=names, env=env)
+        if not ver.ok:
+            raise SolveError(f"error: the solution of auxiliary problem {label} violates its constraints by "
+                             f"{max(ver.max_violation, ver.max_regret, ver.max_ir_violation):.3g}",
+                             status="error").with_result(
+                _failed_result(self, f"error (auxiliary problem {label} fails verification)", r["message"]))
+        res = {"ok": True, "status": r["status"], "feasible": True, "objective": r["objective"],
+               "message": r["message"], "solver": r["solver"],
+               "vars": {v.name: dict(values[v.name]) for v in aux.problem.vars}}
+        if tie_note:
+            res["tiebreak"] = tie_note
+        runstate.phase(outer)
+        return res
 
-                cm = compile_problem(aux.problem, inst, env, name=label, var_names=names)
+    def _aux_attempt(self, inst, aux, problem, env, names, label, opts) -> dict:
+        """Solve one auxiliary problem: the compiled form straight to HiGHS (LP, QP, MILP: built in
+        milliseconds, no modelling objects), else the CasADi NLP, else the Pyomo model; the solve options
+        (solver, tolerances, MPCC settings) are the main problem's."""
+        try:
+            if opts.solver in (None, "highs"):
+                r = self._aux_form(inst, problem, env, opts)
+                if r is not None:
+                    return r
+            nlp = self._build_nlp(problem, env, names, label, inst) if opts.solver in (None, "ipopt") else None
+            if nlp is None:  # not an NLP the CasADi backend compiles: the Pyomo compiler (imported only now)
+                from mechdsl.compilers.pyomo.model import MPCCOptions, UnsupportedError, compile_problem
+
+                def pyomo_model(mode):
+                    return compile_problem(problem, inst, env, name=label, var_names=names,
+                                           mpcc=MPCCOptions(mode, opts.mpcc_tol, opts.gdp))
+                try:
+                    cm = pyomo_model(opts.mpcc or "exact")
+                except UnsupportedError as exc:  # as for the main problem: relax when a variable is unbounded
+                    if opts.mpcc is not None or "needs finite bounds" not in str(exc):
+                        raise
+                    cm = pyomo_model("relax")
         except EvalError as exc:
             raise exc.again(f"in auxiliary problem {label}: {exc.message}", exc.name, aux.span) from None
         if nlp is not None:
@@ -534,37 +592,34 @@ class Model:
             run = solve_nlp(nlp, multistart=opts.aux_multistart, tee=opts.tee,
                             options=dict(opts.solver_options or {}), deadline=lambda: runstate.remaining())
             best = run.best
-            status, message, objective, solver_label = best.status, best.message, best.objective, "ipopt (casadi)"
-            ok = best.ok
             self.__dict__.setdefault("_aux_runs", {})[label] = run
-        else:
-            from mechdsl.compilers.pyomo.solvers import choose_solver
+            return {"ok": best.ok, "status": best.status, "message": best.message, "objective": best.objective,
+                    "solver": "ipopt (casadi)", "values": nlp.values(best.x) if best.ok else {}}
+        from mechdsl.compilers.pyomo.solvers import choose_solver
 
-            solver = choose_solver(cm.problem_class, None)
+        solver = choose_solver(cm.problem_class, opts.solver)
+        out = _solve_compiled(cm, solver, opts, opts.aux_multistart)
+        if cm.problem_class == "QP" and solver == "highs" and not out.status.ok and opts.solver is None:
+            solver = "ipopt"  # the main problem's QP fallback
             out = _solve_compiled(cm, solver, opts, opts.aux_multistart)
-            status, message, objective, solver_label = out.status.value, out.message, out.objective, _solver_label(solver)
-            ok = out.status.ok
-        if self.progress:
-            print("\r" + " " * (30 + len(label)) + "\r", end="", file=sys.stderr, flush=True)
-        if not ok:
-            runstate.phase(outer)
-            # a value, not an abort: `.feasible` reads it, and only a number it lacks is an error (where used)
-            infeasible = "infeasible" in str(status).lower()
-            unbounded = "unbounded" in str(status).lower()
-            return {"ok": False, "status": status, "message": f"{solver_label}: {message}",
-                    "feasible": False if infeasible else (True if unbounded else None), "objective": None,
-                    "vars": {}, "span": aux.span}
-        values = nlp.values(best.x) if nlp is not None else cm.values()
-        ver = verify(inst, aux.problem, values, tol=opts.tol, var_names=names, env=env)
-        if not ver.ok:
-            raise SolveError(f"error: the solution of auxiliary problem {label} violates its constraints by "
-                             f"{max(ver.max_violation, ver.max_regret, ver.max_ir_violation):.3g}",
-                             status="error").with_result(
-                _failed_result(self, f"error (auxiliary problem {label} fails verification)", message))
-        res = {"ok": True, "status": status, "feasible": True, "objective": objective, "message": message,
-               "vars": {v.name: dict(values[v.name]) for v in aux.problem.vars}}
-        runstate.phase(outer)
-        return res
+        return {"ok": out.status.ok, "status": out.status.value, "message": out.message, "objective": out.objective,
+                "solver": _solver_label(solver), "values": cm.values() if out.status.ok else {}}
+
+    def _aux_form(self, inst, problem, env, opts) -> dict | None:
+        """An LP/MILP auxiliary problem through the compiled form and HiGHS, or None (another path)."""
+        from mechdsl.compilers.standard.build import NotLinear, build, values_of
+        from .solving import solve_form
+
+        try:
+            built = build(problem, inst, env)
+        except NotLinear:
+            return None
+        if built.form.problem_class not in ("LP", "MILP"):
+            return None  # a QP goes through the path with its scaling and fallback
+        out = solve_form(built, {}, options=dict(opts.solver_options or {}), time_limit=runstate.remaining())
+        sol = out.solution
+        return {"ok": sol.ok, "status": sol.status, "message": sol.message, "objective": sol.objective,
+                "solver": "HiGHS", "values": values_of(built.form, sol.x) if sol.ok else {}}
 
 
 @dataclass

@@ -28,7 +28,7 @@ import sympy as sp
 from .errors import DataError, InternalError
 from .ir.sym import (ARG_TOL, HOLE, AuxRef, Component, DomainNode, Expectation, IEnum, IFilter, IfThenElse,
                      IList, INamed, IPower, IProduct, IRange, IterAll, IterAny, IterArgMax, IterArgMin, IterMax,
-                     IterMin, IterProd, IterSum, Others, OthersExpectation, Replace, ReportAt)
+                     IterMin, IterProd, IterSum, Label, Others, OthersExpectation, Replace, ReportAt)
 from .span import Span
 
 Fn = Callable[[dict, int], Any]
@@ -400,6 +400,9 @@ class Evaluator:
             return self._profile_op(e)
         if isinstance(e, ReportAt):
             return self._report_at(e)
+        if isinstance(e, Label):
+            name = e.args[0].name
+            return lambda env, pol: name
         if isinstance(e, AuxRef):
             return self._auxref(e)
         if isinstance(e, sp.core.relational.Relational):

@@ -493,4 +493,4 @@ def _parse_key_part(p: str, where, label):
         try:
             return float(p)
         except ValueError:
-            raise data_error(where, f"{label}: key part '{p}' is not a number") from None
+            return p  # a label (checked against the index set by the caller)

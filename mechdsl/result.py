@@ -23,7 +23,7 @@ def _value(v):
     """A report value for JSON: booleans stay booleans, integers integers, tuples lists."""
     if isinstance(v, bool):
         return v
-    if isinstance(v, int):
+    if isinstance(v, (int, str)):  # a str is a label
         return v
     if isinstance(v, tuple):
         return [_value(x) for x in v]

@@ -17,7 +17,7 @@ from ..semantics.check import SymbolTable
 from ..syntax import ast
 from . import nodes as ir
 from .sym import (ITERATED, AuxRef, Component, DomainNode, Expectation, IFilter, IfThenElse, IList, INamed,
-                  IPower, IProduct, IRange, Others, OthersExpectation, Replace, ReportAt)
+                  IPower, IProduct, IRange, Label, Others, OthersExpectation, Replace, ReportAt)
 
 _REL = {"<=": sp.Le, ">=": sp.Ge, "==": sp.Eq, "!=": sp.Ne, "<": sp.Lt, ">": sp.Gt}
 _FUNCS = {"sqrt": sp.sqrt, "log": sp.log, "exp": sp.exp, "abs": sp.Abs, "floor": sp.floor, "ceil": sp.ceiling}
@@ -230,20 +230,22 @@ class Lowerer:
 
     def aux(self, d: ast.AuxDecl) -> ir.AuxDef:
         dom, scope = self.domain(d.index, {})
-        vars_, cons, obj = [], [], None
+        vars_, cons, obj, tie = [], [], None, None
         saved = dict(self.defs)
         for item in d.items:
             if isinstance(item, ast.VarDecl):
                 vars_.append(self.var(item, scope))
             elif isinstance(item, ast.ConstraintDecl):
                 cons.append(self.constraint(item, scope))
+            elif isinstance(item, ast.ObjectiveDecl) and item.tiebreak:
+                tie = self.objective(item, scope)
             elif isinstance(item, ast.ObjectiveDecl):
                 obj = self.objective(item, scope)
             elif isinstance(item, ast.DefDecl):
                 self.defs[item.name] = item
         self.defs = saved
         return ir.AuxDef(d.name, dom, len(dom.binders) if dom else 0,
-                         ir.Problem(tuple(vars_), tuple(cons), obj), d.span)
+                         ir.Problem(tuple(vars_), tuple(cons), obj), d.span, tie)
 
     # ------------------------------------------------------------ expressions
     def fail(self, node, message: str, help: str | None = None):
@@ -274,6 +276,9 @@ class Lowerer:
     def ex_Name(self, e, scope):
         if e.id in scope:
             return scope[e.id]
+        sym = self.table.get(e.id)
+        if sym is not None and sym.kind == "label":
+            return Label(sp.Symbol(e.id))
         if e.id in self.reports:
             return self._report(self.reports[e.id], ())
         return sp.Symbol(e.id)

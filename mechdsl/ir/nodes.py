@@ -188,6 +188,7 @@ class AuxDef:
     dim: int
     problem: Problem
     span: Span
+    tiebreak: "ObjectiveDef | None" = None  #: a secondary objective over the optimal solutions
 
 
 @dataclass(frozen=True)

@@ -155,6 +155,13 @@ class Replace(sp.Expr):
 HOLE = -(2 ** 62)
 
 
+class Label(sp.Expr):
+    """A label (an element of ``set X = {build, skip};``); args: (Symbol(name),).  Its value is the name."""
+
+    def _sympystr(self, p):
+        return self.args[0].name
+
+
 class ReportAt(sp.Expr):
     """``R[args]`` of an indexed report, expanded in place; args: (body, Symbol(R), Tuple(args)).  Evaluating
     it checks that args are in R's index set."""

@@ -21,6 +21,8 @@ from ..syntax import ast
 NUM, BOOL, CON = "number", "condition", "constraint"
 #: The sort of a profile of types (an element of V^N): usable as one index, never as a number.
 PROF = "profile"
+#: The sort of a label (an element of a set of names, ``set X = {build, skip};``): an index, compared with ==.
+LABEL = "label"
 #: Local kinds of names bound to profiles: a whole profile (a binder over V^N, or E[v]'s subject
 #: when v is a per-agent type), or the others' profile inside E[v[-i]] (agent i's type not fixed).
 PROFILE_KINDS = ("profile", "others")
@@ -48,6 +50,7 @@ class Symbol:
     aux_vars: dict[str, int] = field(default_factory=dict)  # for aux: var name -> dim
     body_has_var: bool = False  # for defs: the body itself mentions a variable
     profile: bool = False  # for types: one type per agent (``type v[i in N] in V ~ f``)
+    labels: bool = False  # for sets: a set of labels (``set X = {build, skip};``)
 
 
 @dataclass
@@ -156,7 +159,7 @@ class Checker:
                         pass  # a profile binder may take the name of the type per agent whose profiles it ranges over
                     else:
                         self.binder(b, item.span, scope, names)
-                    names[b] = "profile" if power else "index"
+                    names[b] = "profile" if power else ("label" if self._label_set(item.set) else "index")
                 dim += len(item.binders)
             else:
                 dim += sdim or 1
@@ -164,6 +167,14 @@ class Checker:
         if spec.condition is not None:
             self.expect_sort(spec.condition, inner, BOOL, f"the filter of {where}", allow_var=False)
         return inner, dim
+
+    def _label_set(self, s) -> bool:
+        if isinstance(s, ast.NamedSet):
+            sym = self.lookup(s.name)
+            return sym is not None and sym.labels
+        if isinstance(s, ast.FilteredSet):
+            return self._label_set(s.base)
+        return False
 
     def binder(self, name, span, scope, names):
         if name in names or scope.lookup(name) is not None:
@@ -227,6 +238,18 @@ class Checker:
 
     # -------------------------------------------------------- declarations
     def decl_SetDecl(self, d: ast.SetDecl):
+        v = d.value
+        if isinstance(v, ast.ListSet) and v.elements and all(isinstance(e, ast.Name) for e in v.elements) \
+                and all(self.lookup(e.id) is None or self.lookup(e.id).kind == "label" for e in v.elements):
+            seen = set()
+            for e in v.elements:  # a set of labels: each name is declared (a label may be in several sets)
+                if e.id in seen:
+                    self.error(f"label '{e.id}' is repeated in set '{d.name}'", e.span)
+                seen.add(e.id)
+                if self.lookup(e.id) is None:
+                    self.declare(e.id, Symbol("label", 0, d), e.span)
+            self.declare(d.name, Symbol("set", 1, d, labels=True), d.span)
+            return
         dim = self.set_expr(d.value, _Scope())
         self.declare(d.name, Symbol("set", dim or 1, d), d.span)
 
@@ -289,7 +312,7 @@ class Checker:
     def index_arg(self, a, scope, what="an index") -> _Info:
         """An index (or a def's argument): a number, or a profile (v, v[-i], (r, v[-i]))."""
         info = self.expr(a, scope)
-        if info.sort not in (None, NUM, PROF):
+        if info.sort not in (None, NUM, PROF, LABEL):
             self.error(f"type mismatch: {what} must be a number, but this is a {info.sort}", a.span)
         return info
 
@@ -391,7 +414,9 @@ class Checker:
         self.local, self.in_aux, self.objectives = {}, d.name, 0
         # Aux binders (scope) are visible to every item of the block.
         for item in d.items:
-            if isinstance(item, ast.ObjectiveDecl):
+            if isinstance(item, ast.ObjectiveDecl) and item.tiebreak:
+                self.expect_sort(item.expr, scope, NUM, "the tie-break objective")
+            elif isinstance(item, ast.ObjectiveDecl):
                 self.objectives += 1
                 if self.objectives > 1:
                     self.error(f"aux '{d.name}' has more than one objective", item.span)
@@ -439,6 +464,8 @@ class Checker:
             return _Info(NUM)
         if local == "profile":
             return _Info(PROF)
+        if local == "label":
+            return _Info(LABEL)
         if local == "others":
             self.error(f"inside E[{e.id}[-i]](...) agent i's own type is not fixed, so '{e.id}' is not a "
                        "whole profile", e.span, help=f"write {e.id}[-i], or (t, {e.id}[-i]) with i's type t")
@@ -461,6 +488,8 @@ class Checker:
         if sym.kind == "population":
             self.error(f"population '{e.id}' can only be used inside E[{e.id}](...)", e.span)
             return _Info(NUM)
+        if sym.kind == "label":
+            return _Info(LABEL)
         if sym.kind == "report":
             self._report_use(e.id, e.span)
             if sym.dim != 0:
@@ -633,8 +662,17 @@ class Checker:
 
     def ex_Compare(self, e: ast.Compare, scope):
         hv = False
-        for o in e.operands:
-            hv |= self.expect_sort(o, scope, NUM, "an operand of a comparison").has_var
+        infos = [self.expr(o, scope) for o in e.operands]
+        labels = any(i.sort == LABEL for i in infos)
+        for o, info in zip(e.operands, infos):
+            hv |= info.has_var
+            if labels and info.sort in (LABEL, NUM, None):
+                continue
+            if info.sort is not None and info.sort != NUM:
+                self.error(f"type mismatch: an operand of a comparison must be a number, but this is a {info.sort}",
+                           o.span)
+        if labels and any(op not in ("==", "!=") for op in e.ops):
+            self.error("labels are compared with == and != only (they have no order)", e.span)
         return _Info(BOOL, hv)
 
     def ex_BoolOp(self, e: ast.BoolOp, scope):

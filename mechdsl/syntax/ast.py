@@ -277,6 +277,7 @@ class ObjectiveDecl(Node):
     sense: str
     name: str | None
     expr: Expr
+    tiebreak: bool = False  # ``tiebreak minimize ...;`` in an aux: a secondary objective
 
 
 @dataclass(frozen=True, slots=True)

@@ -131,6 +131,9 @@ class AstBuilder(Transformer):
         name = str(children[1]) if len(children) == 3 else None
         return ast.ObjectiveDecl(self._span(meta), sense, name, children[-1])
 
+    def tiebreak_decl(self, meta, children):
+        return ast.ObjectiveDecl(self._span(meta), str(children[0]), "tiebreak", children[-1], True)
+
     def report_decl(self, meta, children):
         name = children[0]
         index = next((c for c in children[1:2] if isinstance(c, ast.IndexSpec)), None)
