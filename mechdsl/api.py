@@ -223,7 +223,8 @@ class Model:
 
             try:
                 built, lazy = self._build_form(problem, eliminated, opts.ic if lazy_ok else "full")
-                if built.form.problem_class in ("LP", "QP", "MILP"):
+                if built.form.problem_class in ("LP", "MILP") or (built.form.problem_class == "QP"
+                                                                  and (built.form.convex() or opts.solver == "highs")):
                     return self._solve_form(built, lazy, problem, eliminated, red, opts, t0)
             except NotLinear:
                 pass  # not an LP/QP/MILP the compiled form expresses: the Pyomo compiler takes everything
@@ -260,7 +261,7 @@ class Model:
             att.duals = nlp.duals(best)
         return att
 
-    def _build_nlp(self, problem, env, names, label, inst=None):
+    def _build_nlp(self, problem, env, names, label, inst=None, accept_qp: bool = False):
         """The CasADi NLP of ``problem`` or None (not an NLP, or a construct only the Pyomo compiler takes)."""
         try:
             from mechdsl.compilers.casadi.nlp import Unsupported, build_nlp
@@ -274,7 +275,7 @@ class Model:
             nlp = build_nlp(problem, inst, env, var_names=names, name=label)
         except (Unsupported, RuntimeError, TypeError, ValueError, NotImplementedError):
             return None  # a construct (or a CasADi limitation) only the Pyomo compiler takes
-        return nlp if nlp.problem_class == "NLP" else None
+        return nlp if nlp.problem_class == "NLP" or (accept_qp and nlp.problem_class == "QP") else None
 
     def compile_form(self, reduce: bool = True, passes: tuple | None = None, ic: str = "auto"):
         """The backend-neutral compiled form of the main problem: ``(Built, lazy families)``.
@@ -569,7 +570,8 @@ class Model:
                 r = self._aux_form(inst, problem, env, opts)
                 if r is not None:
                     return r
-            nlp = self._build_nlp(problem, env, names, label, inst) if opts.solver in (None, "ipopt") else None
+            nlp = (self._build_nlp(problem, env, names, label, inst, accept_qp=True)  # a QP here is nonconvex
+                   if opts.solver in (None, "ipopt") else None)
             if nlp is None:  # not an NLP the CasADi backend compiles: the Pyomo compiler (imported only now)
                 from mechdsl.compilers.pyomo.model import MPCCOptions, UnsupportedError, compile_problem
 
@@ -614,8 +616,9 @@ class Model:
             built = build(problem, inst, env)
         except NotLinear:
             return None
-        if built.form.problem_class not in ("LP", "MILP"):
-            return None  # a QP goes through the path with its scaling and fallback
+        if built.form.problem_class not in ("LP", "MILP") and not (built.form.problem_class == "QP"
+                                                                    and built.form.convex()):
+            return None  # a nonconvex QP: IPOPT (a local optimum, multistart)
         out = solve_form(built, {}, options=dict(opts.solver_options or {}), time_limit=runstate.remaining())
         sol = out.solution
         return {"ok": sol.ok, "status": sol.status, "message": sol.message, "objective": sol.objective,
@@ -876,11 +879,22 @@ def _agent_menu(inst: Instance, mech: ir.Mechanism, t, values: dict, ver, duals:
     for c in mech.problem.constraints:
         if c.kind not in (ir.ConKind.IC, ir.ConKind.IR, ir.ConKind.BUDGET):
             continue
+        role = getattr(c, "role", None)
+        if role is None or role.agent is None or c.domain is None:
+            continue
+        binders = c.domain.binders
+        apos = binders.index(role.agent)
+        if role.profile is not None:  # ex post: the agent's own entry of the profile binder
+            ppos = binders.index(role.profile)
+            own_of = lambda k: k[ppos][pos[k[apos]]] if isinstance(k[ppos], tuple) else None
+        else:
+            tpos = binders.index(role.true[0]) if role.true and role.true[0] in binders else None
+            own_of = lambda k: k[tpos] if tpos is not None else None
         fam = duals.get(c.name, {})
         for k, cid in ver.binding.get(c.name, []):
-            if len(k) < 2 or k[0] not in pos:
+            if k[apos] not in pos:
                 continue
-            own = k[1][pos[k[0]]] if isinstance(k[1], tuple) else k[1]
+            own = own_of(k)
             binding_of.setdefault((k[0], own), []).append(cid)
             if k in fam:
                 price_of.setdefault((k[0], own), {})[cid] = fam[k]

@@ -396,6 +396,12 @@ def render_reduction(model, rows_after: dict) -> str:
     lines.append(f"  {'total':<14}{sum(before.values()):>12}{sum(after.values()):>12}")
     if red.eliminated:
         lines.append(f"  eliminated variables: {', '.join(red.eliminated)}")
+    roles = [(c.name, c.role) for c in model.mech.problem.constraints if getattr(c, "role", None) is not None]
+    if roles:
+        lines.append("")
+        lines.append("incentive and participation constraints (as declared):")
+        for name, role in roles:
+            lines.append(f"  {name}: {role.describe()}")
     lines.append("")
     for a in red.applied:
         lines.append(f"applied {a.pass_name}: {a.summary}")
@@ -527,6 +533,13 @@ def render(res) -> str:
         lines.append(f"  optimality gap={ver.gap:.3g}  dual_bound={_fmt(ver.dual_bound)}")
     if ver.uncertified:
         lines.append(f"  {ver.uncertified}")
+    for f in ver.families:
+        if f["by_agent"]:
+            worst = max(f["by_agent"].items(), key=lambda kv: kv[1])
+            per = f"; worst agent {worst[0]}: {worst[1]:.3g}" if len(f["by_agent"]) > 1 else ""
+        else:
+            per = ""
+        lines.append(f"  {f['name']} ({f['role']}): {f['rows']} rows, max violation {f['max_violation']:.3g}{per}")
     for viol, cid, kind in ver.worst[:5]:
         lines.append(f"  violated: {cid} ({kind}) by {viol:.3g}")
     for note in res.notes:

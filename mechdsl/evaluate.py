@@ -610,7 +610,10 @@ class Evaluator:
         def choose(env, pol):
             c = fc(env, 0)
             if isinstance(c, np.ndarray):
-                a, b = fa(env, pol), fb(env, pol)
+                try:  # both branches at once; a branch that fails where it is not taken: one by one
+                    a, b = fa(env, pol), fb(env, pol)
+                except EvalError:
+                    raise VectorUnsupported("a branch of if-then-else fails on some bindings") from None
                 if not all(isinstance(x, (int, float, np.ndarray, np.number)) for x in (a, b)):
                     raise VectorUnsupported("if-then-else over symbolic values")
                 return np.where(c, a, b)

@@ -42,6 +42,7 @@ class Verification:
     kkt: dict = field(default_factory=dict)  #: residuals measured in numpy on the model as solved
     gap_tol: float | None = None
     uncertified: str | None = None  #: why an optimality certificate failed, when it did
+    families: list = field(default_factory=list)  #: per IC/IR family: role, rows, worst violation, per agent
 
     @property
     def feasible(self) -> bool:
@@ -77,6 +78,9 @@ class Verification:
                "max_violation": self.max_violation, "ok": self.ok, "gap": self.gap, "dual_bound": self.dual_bound}
         if self.kkt:
             out["kkt"] = dict(self.kkt)
+        if self.families:
+            out["families"] = [dict(f, by_agent={str(k): v for k, v in f["by_agent"].items()})
+                               for f in self.families]
         return out
 
 
@@ -98,9 +102,13 @@ def verify(inst, problem: ir.Problem, values: dict, tol: float = 1e-6, bind_tol:
     vev = Evaluator(inst, vec)
     vev._var_names = ev._var_names
     for c in problem.constraints:
-        fast = _vector_family(c, vev, env or {}, bind_tol)
+        role = getattr(c, "role", None)
+        apos = role.agent_position(c.domain.binders) if role is not None and c.domain is not None else None
+        fast = _vector_family(c, vev, env or {}, bind_tol, apos)
         if fast is not None:
-            worst_c, n, viol_max, bound = fast
+            worst_c, n, viol_max, bound, per_agent = fast
+            if role is not None:
+                res.families.append(_family_entry(c, role, n, viol_max, per_agent))
             res.checked += n
             cid = lambda key: constraint_id(c, key, type_dim)
             res.account(c.kind, viol_max)
@@ -111,11 +119,15 @@ def verify(inst, problem: ir.Problem, values: dict, tol: float = 1e-6, bind_tol:
         it = ev.iterate(c.domain.items, c.domain.cond, local) if c.domain else iter([local])
         binders = c.domain.binders if c.domain else ()
         bound = []
+        per_agent, fam_max, fam_n = {}, 0.0, 0
         for _ in it:
             key = tuple(local[b] for b in binders)
             slack = _slack(c.body, ev, local, tol)
             res.checked += 1
             viol = max(0.0, -slack) if not math.isnan(slack) else math.inf
+            fam_max, fam_n = max(fam_max, viol), fam_n + 1
+            if apos is not None:
+                per_agent[key[apos]] = max(per_agent.get(key[apos], 0.0), viol)
             cid = constraint_id(c, key, type_dim)
             res.account(c.kind, viol)
             if viol > tol:
@@ -123,6 +135,8 @@ def verify(inst, problem: ir.Problem, values: dict, tol: float = 1e-6, bind_tol:
             if abs(slack) <= bind_tol:
                 bound.append((key, cid))
         res.binding[c.name] = bound
+        if role is not None:
+            res.families.append(_family_entry(c, role, fam_n, fam_max, per_agent))
     for v in problem.vars:
         lbs = Evaluator(inst)
         lbs._var_names = ev._var_names
@@ -266,7 +280,12 @@ class _CountsVecEvaluator(Evaluator):
 VECTOR_MIN = 2000
 
 
-def _vector_family(c: ir.ConstraintDef, vev: Evaluator, env: dict, bind_tol: float):
+def _family_entry(c, role, n: int, worst: float, per_agent: dict) -> dict:
+    return {"name": c.name, "kind": c.kind.value, "role": role.label, "rows": n, "max_violation": worst,
+            "by_agent": dict(per_agent)}
+
+
+def _vector_family(c: ir.ConstraintDef, vev: Evaluator, env: dict, bind_tol: float, apos: int | None = None):
     """Check a whole family at once with numpy, or return None to use the scalar path.
 
     Applies to plain relations (and conjunctions of them) over a domain of
@@ -340,7 +359,17 @@ def _vector_family(c: ir.ConstraintDef, vev: Evaluator, env: dict, bind_tol: flo
     worst = [(float(viol.flat[f]), key_of(np.unravel_index(f, shape))) for f in flat if viol.flat[f] > 0]
     bound_idx = np.argwhere(mask & (np.abs(slack) <= bind_tol))
     bound = [key_of(tuple(i)) for i in bound_idx[:100000]]
-    return worst, n, (math.inf if vmax == np.inf else vmax), bound
+    per_agent = {}
+    if apos is not None:  # the worst violation per agent: over every axis but the agent's
+        k = 0
+        for j, (bs, _) in enumerate(c.domain.items):
+            if k <= apos < k + len(bs) and not axis_vals[j][0]:
+                arr = axis_vals[j][1][:, apos - k]
+                red = np.moveaxis(np.where(mask, viol, 0.0), j, 0).reshape(shape[j], -1).max(axis=1)
+                for a, v in zip(arr.tolist(), red.tolist()):
+                    per_agent[a] = max(per_agent.get(a, 0.0), v)
+            k += len(bs)
+    return worst, n, (math.inf if vmax == np.inf else vmax), bound, per_agent
 
 
 def _slack(body, ev: Evaluator, env, tol) -> float:

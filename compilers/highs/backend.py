@@ -463,6 +463,13 @@ class HighsSession:
         t0 = time.perf_counter()
         if self._refused:
             sol = BackendSolution("error", SOLVER, self._refused)
+        elif self.form.A.shape[1] == 0:  # nothing to choose: the objective is its constant, rows hold or not
+            m = self.form.A.shape[0]
+            ok = bool(np.all(self.form.row_lo <= 1e-9) and np.all(self.form.row_hi >= -1e-9))
+            sol = BackendSolution("optimal" if ok else "infeasible", SOLVER, "no variables", x=np.zeros(0),
+                                  objective=float(self.form.c0) if ok else None, row_dual=np.zeros(m),
+                                  col_dual=np.zeros(0),
+                                  certificate=Certificate(0.0, 0.0, 0.0, float(self.form.c0), 0.0) if ok else None)
         else:
             try:
                 sol = self._solve()

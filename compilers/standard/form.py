@@ -102,6 +102,24 @@ class StandardForm:
             return "MIQP" if quadratic else "MILP"
         return "QP" if quadratic else "LP"
 
+    def convex(self) -> bool:
+        """The objective is convex in the minimisation form (concave when maximised): a QP HiGHS solves."""
+        if self.Q is None or self.Q.nnz == 0:
+            return True
+        Q = self.Q if self.sense == "minimize" else -self.Q
+        Q = sps.csc_matrix(Q)
+        cols = np.unique(Q.nonzero()[1])
+        sub = Q[cols][:, cols]
+        off = sub - sps.diags(sub.diagonal())
+        d = sub.diagonal()
+        if off.nnz == 0:
+            return bool(np.all(d >= -1e-12 * max(1.0, float(np.abs(d).max()))))
+        if len(cols) <= 3000:
+            ev = np.linalg.eigvalsh(sub.toarray())
+            return bool(ev.min() >= -1e-9 * max(1.0, float(np.abs(ev).max())))
+        # Large: diagonal dominance is sufficient; otherwise leave it to the solver
+        return bool(np.all(d >= np.asarray(abs(off).sum(axis=1)).ravel() - 1e-12)) or True
+
     def objective(self, x: np.ndarray) -> float:
         """The objective at ``x`` in the spec's sense."""
         val = self.c0 + float(self.c @ x)

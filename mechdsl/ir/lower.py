@@ -8,6 +8,7 @@ the body), so the IR contains only primitive operations.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import sympy as sp
@@ -16,6 +17,7 @@ from ..errors import Diagnostic, MechSemanticError
 from ..semantics.check import SymbolTable
 from ..syntax import ast
 from . import nodes as ir
+from .roles import classify
 from .sym import (ITERATED, AuxRef, Component, DomainNode, Expectation, IFilter, IfThenElse, IList, INamed,
                   IPower, IProduct, IRange, Label, Others, OthersExpectation, Replace, ReportAt)
 
@@ -194,8 +196,10 @@ class Lowerer:
 
     def constraint(self, d: ast.ConstraintDecl, scope) -> ir.ConstraintDef:
         dom, inner = self.domain(d.index, scope)
-        return ir.ConstraintDef(d.name, ir.ConKind(d.kind), dom, self.body(d.body, inner), d.span,
-                                check_only=d.check_only)
+        c = ir.ConstraintDef(d.name, ir.ConKind(d.kind), dom, self.body(d.body, inner), d.span,
+                             check_only=d.check_only)
+        role = classify(c)
+        return dataclasses.replace(c, role=role) if role is not None else c
 
     def body(self, e, scope) -> ir.Body:
         if isinstance(e, ast.Compare):

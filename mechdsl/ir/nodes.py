@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Any, Union
 
 import sympy as sp
 
@@ -147,6 +147,7 @@ class ConstraintDef:
     span: Span
     origin: str | None = None  #: None for spec constraints; "pass: rule" for derived ones
     check_only: bool = False   #: verified against the solution but not imposed
+    role: Any = None           #: IC / IR: its agent, true type, report and flavour (:mod:`.roles`)
 
 
 @dataclass(frozen=True)

@@ -97,16 +97,19 @@ def _analyse_ic(c: ir.ConstraintDef, inst) -> ICStructure:
     items = c.domain.items
     binders = c.domain.binders
     lead = ()
+    role = getattr(c, "role", None)  # declared data (ir/roles.py): the agent, the true type and the report
     last = tuple(bs[0] for bs, _ in items[-2:]) if all(len(bs) == 1 for bs, _ in items[-2:]) else ()
     cond0 = c.domain.cond
-    if len(items) > 2 and last and isinstance(cond0, sp.Ne) and {cond0.lhs, cond0.rhs} == set(last):
+    interim = (role is not None and role.flavour == "interim" and role.true and role.report
+               and (role.true[0], role.report[0]) == last)
+    if len(items) > 2 and last and (interim or isinstance(cond0, sp.Ne) and {cond0.lhs, cond0.rhs} == set(last)):
         lead, items = tuple(items[:-2]), tuple(items[-2:])
         fixed = {b for bs, _ in lead for b in bs}
         if any(node.free_symbols & {bs[0] for bs, _ in items} for _, node in lead) or \
                 any(node.free_symbols & fixed for _, node in items):
             raise NotStandard(f"{c.name}: the type set depends on the other indices")
         binders = tuple(bs[0] for bs, _ in items)
-    if any(isinstance(node, IPower) for _, node in c.domain.items):
+    if (role is not None and role.flavour == "ex post") or any(isinstance(node, IPower) for _, node in c.domain.items):
         raise NotStandard(f"{c.name} is ex post (DSIC): the true type is an entry of a profile; the per-profile "
                           "adjacent reduction is not implemented, so all pairs are kept")
     if len(binders) != 2 or len(items) != 2:
