@@ -870,9 +870,9 @@ def _agent_menu(inst: Instance, mech: ir.Mechanism, t, values: dict, ver, duals:
     cols = [name for name, vals in values.items() if vals and all(len(k) == 1 + n for k in list(vals)[:1])
             and all(k[0] in pos for k in list(vals)[:50])]
     from .evaluate import Evaluator, ValuesTarget
-    from .ir.sym import OthersExpectation
+    from .ir.sym import Expectation, OthersExpectation
     ev = Evaluator(inst, ValuesTarget(values))
-    util = next((u for u in mech.utilities if len(u.args) == 3 and u.body.has(OthersExpectation)), None)
+    util = next((u for u in mech.utilities if len(u.args) == 3 and u.body.has(OthersExpectation, Expectation)), None)
     duals = duals or {}
     binding_of: dict[tuple, list[str]] = {}
     price_of: dict[tuple, dict[str, float]] = {}
@@ -899,18 +899,21 @@ def _agent_menu(inst: Instance, mech: ir.Mechanism, t, values: dict, ver, duals:
             if k in fam:
                 price_of.setdefault((k[0], own), {})[cid] = fam[k]
     rows = []
+    profiles, pr = inst.types[t.name]
     for a in agents:
-        others = inst.others_outcomes(t.name, a)
         for j, tv in enumerate(tvals):
-            row = {"agent": a, "type": tv, "prob": probs[pos[a]][j]}
+            # i's type fixed at tv: the others' types conditional on it (independent or joint prior alike)
+            sel = [(prof, p) for prof, p in zip(profiles, pr) if prof[pos[a]] == tv]
+            marginal = sum(p for _, p in sel)
+            row = {"agent": a, "type": tv, "prob": marginal}
             for name in cols:
-                total = 0.0
-                for prof, p in others:
-                    full = prof[:pos[a]] + (tv,) + prof[pos[a] + 1:]
-                    total += p * values[name].get((a,) + full, float("nan"))
-                row[f"E[{name}]"] = total
+                total = sum(p * values[name].get((a,) + prof, float("nan")) for prof, p in sel)
+                row[f"E[{name}]"] = total / marginal if marginal > 0 else float("nan")
             if util is not None:
-                row[util.name] = float(ev.value(util.body, dict(zip(util.args, (a, tv, tv)))))
+                try:
+                    row[util.name] = float(ev.value(util.body, dict(zip(util.args, (a, tv, tv)))))
+                except EvalError:
+                    row[util.name] = float("nan")
             row["binding"] = binding_of.get((a, tv), [])
             row["prices"] = price_of.get((a, tv), {})
             rows.append(row)

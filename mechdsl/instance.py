@@ -25,7 +25,7 @@ import numpy as np
 
 from .evaluate import DataTarget, EvalError, Evaluator, VecTarget, VectorUnsupported, canon, flat_key as _flatten
 from .ir import nodes as ir
-from .ir.sym import HOLE
+from .ir.sym import HOLE, IPower
 from .span import Span
 
 PROB_TOL = 1e-6
@@ -183,6 +183,8 @@ class Instance:
         if not base:
             raise EvalError(f"the type set of '{d.name}' is empty")
         values = [b[0] for b in base]
+        if d.prior_kind == "joint":
+            return self._bind_joint_type(d, agents, values)
         if d.prior is None:
             probs = [[1.0 / len(values)] * len(values) for _ in agents]
         else:
@@ -210,12 +212,31 @@ class Instance:
             pr.append(math.prod(probs[k][c] for k, c in enumerate(combo)))
         self.types[d.name] = (profiles, pr)
 
+    def _bind_joint_type(self, d: ir.TypeDef, agents: list, values: list):
+        """A joint prior over profiles: ``param g[w in V^N]`` gives each profile its probability."""
+        table = self.params[d.prior]
+        count = len(values) ** len(agents)
+        if count > MAX_OUTCOMES:
+            raise EvalError(f"type '{d.name}' has {len(values)}^{len(agents)} = {count:.3g} profiles; the limit "
+                            f"for exact expectations is {MAX_OUTCOMES}")
+        profiles = [tuple(c) for c in itertools.product(values, repeat=len(agents))]
+        try:
+            pr = [table[p] for p in profiles]
+        except KeyError as exc:
+            raise EvalError(f"the joint prior '{d.prior}' has no value for the profile {exc.args[0]}") from None
+        _check_probs(pr, f"the joint prior '{d.prior}' of type '{d.name}'")
+        self.agent_types[d.name] = (agents, values, None)  # None: not independent across agents
+        self.types[d.name] = (profiles, pr)
+
     def others_outcomes(self, name: str, agent) -> list:
         """(profile with a hole at ``agent``, probability) pairs: the others' types, for E[v[-i]]."""
         hit = self._others_cache.get((name, agent))
         if hit is not None:
             return hit
         agents, values, probs = self.agent_types[name]
+        if probs is None:
+            raise EvalError(f"E[{name}[-{agent}]]: the prior of '{name}' is joint, so the others' types depend on "
+                            f"agent {agent}'s own; write the interim expectation as E[{name} | {name}[i] == t](...)")
         try:
             k = agents.index(agent)
         except ValueError:
@@ -288,6 +309,8 @@ class Instance:
 
     def _bind_ParamDef(self, d: ir.ParamDef):
         keys = self.ev.domain_keys(d.domain) if d.domain else [()]
+        if keys and any(isinstance(c, tuple) for c in keys[0]):  # indexed by profiles: keys are flat
+            keys = [_flatten(k) for k in keys]
         where = None
         if d.name in self.data:
             raw, where = self.data[d.name]
@@ -313,9 +336,7 @@ class Instance:
             raise EvalError(f"param '{d.name}' has no value; give one in the spec "
                             f"or with --set {d.name}=... or --data FILE.toml")
         self._check_domain(d, values, where)
-        if keys and any(isinstance(c, tuple) for c in keys[0]):  # indexed by profiles: keys are flat
-            values = {_flatten(k): v for k, v in values.items()}
-            keys = [_flatten(k) for k in keys]
+        values = {_flatten(k): v for k, v in values.items()} if isinstance(values, dict) else values
         self.param_keys[d.name] = keys
         self.params[d.name] = values[()] if d.domain is None else values
 
@@ -393,6 +414,10 @@ class Instance:
         for binders, node in d.domain.items:
             if len(binders) != 1 or node.free_symbols & set(d.domain.binders):
                 return None
+            if isinstance(node, IPower):  # V^N: one dimension per agent
+                base = self.ev.set_elements(node.base)
+                sizes.extend([len(base)] * len(self.ev.set_elements(node.agents)))
+                continue
             elems = self.ev.set_elements(node)
             if elems and len(elems[0]) != 1:
                 return None

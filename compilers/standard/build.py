@@ -392,8 +392,6 @@ class _TermEvaluator:
                 new["__w__"] = w
                 group = np.arange(size * L) // L  # the enclosing binding each outcome belongs to
                 if lp.cond is not None:
-                    if tuple_valued:
-                        raise NotLinear("a conditional expectation over a product type (vector path)")
                     mask = self.vec.truth(lp.cond, {k: v for k, v in new.items() if k != "__w__"}, size * L)
                     keep = np.flatnonzero(mask)
                     total = np.bincount(group[keep], weights=np.tile(probs, size)[keep], minlength=size)

@@ -82,8 +82,11 @@ class Lowerer:
                 if item.agents is not None:
                     agents = self.set_node(item.agents.items[0].set, {})
                     self.agents[item.name] = agents
+                    psym = self.table.get(item.prior) if item.prior else None
+                    kind = ("joint" if psym is not None and psym.profile else
+                            "per agent" if psym is not None and psym.dim == 2 else "common")
                     data.append(ir.TypeDef(item.name, IPower(self.set_node(item.set, {}), agents), 1,
-                                           item.prior, item.span, agents))
+                                           item.prior, item.span, agents, kind))
                 else:
                     data.append(ir.TypeDef(item.name, self.set_node(item.set, {}), self.table[item.name].dim,
                                            item.prior, item.span))

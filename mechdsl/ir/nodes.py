@@ -116,6 +116,7 @@ class TypeDef:
     prior: str | None  # None = uniform
     span: Span
     agents: sp.Basic | None = None  # a type per agent: the agent set N (the type's set is then V^N)
+    prior_kind: str = "common"      # a type per agent: "common" f[k], "per agent" f[i, k], "joint" f[w in V^N]
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,15 @@ def classify(c: ir.ConstraintDef) -> Role | None:
                 return None
             return Role("interim", agent, (rest[-2],), (rest[-1],))
         return Role("interim", agent, tuple(rest[-1:]), (), ic=False)
+    conds = [a.args[2] for a in whole if a.args[2] is not sp.true]
+    agents = [x.args[1] for cnd in conds for x in sp.preorder_traversal(cnd)
+              if isinstance(x, Component) and x.args[1] in binders]
+    if agents:  # E[v | v[i] == t](...): interim, conditional on the agent's own type (correlated types)
+        agent = agents[0]
+        rest = [b for b in binders if b != agent]
+        if c.kind == ir.ConKind.IC:
+            return Role("interim", agent, (rest[-2],), (rest[-1],)) if len(rest) >= 2 else None
+        return Role("interim", agent, tuple(rest[-1:]), (), ic=False)
     if c.kind == ir.ConKind.IR and whole and not binders:
         return Role("ex ante", None, (), (), ic=False)
     if c.kind == ir.ConKind.IC:

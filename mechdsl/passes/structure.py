@@ -243,6 +243,10 @@ def _aggregate(c, u, r, var_names):
         if len(es) > 1:
             raise NotStandard(f"{c.name}: u(t, r) multiplies two expectations")
         e = es[0]
+        if e.args[2] is not sp.true:
+            raise NotStandard(f"{c.name}: u(t, r) is a conditional expectation (e.g. on the true type, with "
+                              "correlated types); the interim allocation then depends on the true type, so single "
+                              "crossing is not proved and all pairs are kept")
         coef = sp.Mul(*[f for f in factors if f is not e])
         body, label = e.args[0], e.args[1]
         for bt in sp.Add.make_args(sp.expand(body)):

@@ -263,7 +263,8 @@ class Checker:
             self.array(d.value, _Scope())
         elif d.value is not None:
             self.expect_sort(d.value, scope, NUM, f"the value of param '{d.name}'", allow_var=False)
-        self.declare(d.name, Symbol("param", dim, d), d.span)
+        joint = (d.index is not None and len(d.index.items) == 1 and isinstance(d.index.items[0].set, ast.PowerSet))
+        self.declare(d.name, Symbol("param", dim, d, profile=joint), d.span)
 
     def array(self, a: ast.ArrayLit, scope):
         for e in a.elements:
@@ -306,7 +307,8 @@ class Checker:
                 self.error(f"the prior '{d.prior}' must be a param, not a {sym.kind}", d.prior_span)
             elif sym.dim not in (1, 2):
                 self.error(f"the prior '{d.prior}' of a type per agent is indexed by the type (common to all "
-                           f"agents) or by agent and type, not by {sym.dim} indices", d.prior_span)
+                           f"agents), by agent and type, or by the profile (a joint prior, param {d.prior}[w in "
+                           f"V^N]), not by {sym.dim} indices", d.prior_span)
         self.declare(d.name, Symbol("type", 1, d, profile=True), d.span)
 
     def index_arg(self, a, scope, what="an index") -> _Info:
