@@ -107,11 +107,11 @@ def _subset(lf: LazyFamily, mask: np.ndarray):
 
 
 def solve_form(built: Built, lazy: dict, *, options=None, time_limit=None, tee=False, progress=None,
-               sep_tol: float = 1e-9) -> FormOutcome:
+               sep_tol: float = 1e-9, deadline=None) -> FormOutcome:
     """Solve the compiled form with HiGHS; generate the rows of ``lazy`` families until none is violated."""
     from .compilers.highs.backend import HighsSession
 
-    session = HighsSession(built.form, options=options, time_limit=time_limit, tee=tee)
+    session = HighsSession(built.form, options=options, time_limit=time_limit, tee=tee, deadline=deadline)
     outcome = FormOutcome(session.solve())
     if not lazy:
         return outcome

@@ -262,7 +262,7 @@ class Checker:
                 self.error(f"param '{d.name}' is scalar but is given an array", d.value.span)
             self.array(d.value, _Scope())
         elif d.value is not None:
-            self.expect_sort(d.value, scope, NUM, f"the value of param '{d.name}'", allow_var=False)
+            self.expect_sort(d.value, scope, NUM, f"the value of param '{d.name}'", allow_var=False)  # a number
         joint = (d.index is not None and len(d.index.items) == 1 and isinstance(d.index.items[0].set, ast.PowerSet))
         self.declare(d.name, Symbol("param", dim, d, profile=joint), d.span)
 
@@ -712,6 +712,13 @@ class Checker:
         if e.op in ("argmax", "argmin") and dim != 1:
             self.error(f"{e.op}{{...}} needs exactly one index name (its result is that index's value), "
                        f"got {dim}", e.index.span)
+        if e.op in ("argmax", "argmin") and dim == 1:
+            binder = e.index.items[0].binders[0] if e.index.items[0].binders else None
+            kind = inner.lookup(binder) if binder else None
+            if kind == "label":
+                sort = LABEL  # the result is an element of a label set
+            elif kind == "profile":
+                sort = PROF
         return _Info(sort, info.has_var and var_ok)
 
     def ex_Expect(self, e: ast.Expect, scope):
