@@ -67,6 +67,16 @@ class Model:
         self._aux_opts = SolveOptions()
         self.max_rows: int | None = DEFAULT_MAX_ROWS  #: the size guard's limit (``--max-rows``)
 
+    def __repr__(self) -> str:
+        from .result import model_repr
+
+        return model_repr(self)
+
+    def _repr_html_(self) -> str:
+        from .result import model_html
+
+        return model_html(self)
+
     # -------------------------------------------------------------- stages
     def guard(self, problem: ir.Problem | None = None):
         """Refuse (SizeLimitError, exit 2) a problem estimated beyond ``self.max_rows`` rows; returns the estimate."""
@@ -160,8 +170,31 @@ class Model:
         self.max_rows = opts.max_rows
         if opts.time_limit is not None and not opts.time_limit > 0:
             raise MechError(f"error: the time limit must be positive, not {opts.time_limit}")
+        from .result import stamp
+
+        t_start = time.perf_counter()
         with runstate.run(opts.time_limit):
-            return self._solve(opts)
+            try:
+                return stamp(self._solve(opts), self, opts, time.perf_counter() - t_start)
+            except MechError as exc:  # a failed solve's Result is stamped too (what was run, with what)
+                if exc.result is not None:
+                    stamp(exc.result, self, opts, time.perf_counter() - t_start)
+                raise
+
+    def sweep(self, grid, client=None, **kwargs):
+        """Solve at every point of ``grid`` (``{"N": [2, 5, 10], "p": [[0.1, 0.9], [0.5, 0.5]]}``, several params
+        forming a product; values may also be strings in the ``--grid`` syntax, ``"0:1:0.1"``).
+
+        Returns one dict per point, in grid order: the swept values, ``status``, ``objective``, the verification
+        (``verification_ok``, ``max_regret``, ``max_ir_violation``, ``max_violation``), ``message``, every report
+        (indexed ones flattened as ``name[k]``) and the variables named by ``select``.  A point that fails is a row
+        with its status and message.  ``client``: a ``dask.distributed.Client`` (each point a task); or
+        ``workers=N`` for a local cluster.  Other keywords: ``options`` (SolveOptions), ``select``, ``output``
+        (.csv/.jsonl/.parquet), ``resume``, ``progress``, ``pandas=True`` (a DataFrame); see mechdsl/sweep.py.
+        """
+        from .sweep import sweep
+
+        return sweep(self, grid, client=client, **kwargs)
 
     def _solve(self, opts: SolveOptions) -> Result:
         t0 = time.perf_counter()
@@ -209,7 +242,8 @@ class Model:
         if att.ok and not res.verification.feasible and red is not None and red.applied:
             res = self._repair(red, res, opts, t0)
         if not res.ok:
-            raise SolveError(_failure_message(self.path, res), status=res.status).with_result(res)
+            iis_text = self._explain_infeasible(res, att) if res.status == "infeasible" else ""
+            raise SolveError(_failure_message(self.path, res) + iis_text, status=res.status).with_result(res)
         if opts.strict and not res.verification.ok:
             raise VerificationError(_verification_message(res.verification)).with_result(res)
         return res
@@ -318,13 +352,15 @@ class Model:
                       f"(worst violation {worst:.3g})", file=sys.stderr, flush=True)
         out = solve_form(built, lazy, options=dict(opts.solver_options or {}),
                          time_limit=runstate.remaining("solving the main problem"),
-                         tee=opts.tee, progress=progress)
+                         tee=opts.tee, progress=progress,
+                         deadline=lambda: runstate.remaining("solving the main problem"))
         sol = out.solution
         form = built.form
         att = _Attempt(status=sol.status, objective=sol.objective, problem_class=form.problem_class,
                        solver="HiGHS", message=sol.message, sense=form.sense, problem=problem, red=red,
                        timings={"compile": t1 - t0, "solve": time.perf_counter() - t1})
         att.certificate = sol.certificate
+        att.form = form  # an infeasible form is explained by an IIS (_explain_infeasible)
         att.rows = {}
         for b in form.rows:
             att.rows[b.name] = att.rows.get(b.name, 0) + len(b.keys)
@@ -467,6 +503,40 @@ class Model:
                              f"({', '.join(f'{n}: {len(v)}' for n, v in cuts.items())})"] + res.notes
         return res
 
+    def _explain_infeasible(self, res: Result, att) -> str:
+        """An infeasible LP/QP/MILP solved on the compiled form: an irreducible infeasible subset, in spec terms,
+        on ``res.iis`` (compilers/highs/iis.py); returns the lines printed under the error message."""
+        from mechdsl.compilers.highs import iis as iis_mod
+        from mechdsl.compilers.standard.build import NotLinear
+        from .size import estimate
+
+        form = getattr(att, "form", None)
+        if form is None or not getattr(self, "explain_infeasibility", True):  # (a sweep may turn it off)
+            return ""  # solved through Pyomo or CasADi: no compiled form to explain
+        runstate.phase("explaining the infeasibility (IIS)")
+        where = "the model as solved (reductions included: the full model is too large)"
+        try:  # the full, unreduced model when it is not too large: every member is then a row the spec writes
+            if estimate(self.mech.problem, self.instance()).rows <= iis_mod.FULL_ROWS:
+                form = self._build_form(self.mech.problem, {}, "full")[0].form
+                where = "the full model (every original row, no reduction)"
+        except (NotLinear, MechError, EvalError):
+            pass
+        try:
+            left = runstate.remaining()
+            found = iis_mod.compute_iis(form, time_limit=iis_mod.SECONDS if left is None else min(left, iis_mod.SECONDS))
+            if found is None or not found.atoms:
+                return ""
+            res.iis = iis_mod.describe(form, found, self.mech)
+        except MechError:  # the time limit: the infeasibility is reported without its explanation
+            return ""
+        except Exception as exc:  # never hide the infeasibility behind a failure to explain it
+            res.notes.append(f"no IIS: computing it failed ({type(exc).__name__}: {exc})")
+            return ""
+        res.notes.append(f"IIS of {where}: {len(res.iis)} member(s), by {found.method} ({found.solves} HiGHS solves, "
+                         f"{found.seconds:.2g} s); " + ("irreducible: dropping any member leaves a feasible set"
+                                                       if found.irreducible else found.message))
+        return "\n" + iis_mod.render(res.iis, found)
+
     def _spec_values(self, cm) -> dict:
         """The solution in the spec's variables: the reductions inverted in reverse order (CVXPY's Chain)."""
         values = cm.values()
@@ -519,9 +589,9 @@ class Model:
             print(f"\rsolving auxiliary problem {label} ...", end="", file=sys.stderr, flush=True)
         names = {v.name for v in aux.problem.vars}
         opts = self._aux_opts
-        r = self._aux_attempt(inst, aux, aux.problem, env, names, label, opts)
-        tie_note = None
-        if r["ok"] and aux.tiebreak is not None:
+        r = self._aux_attempt(inst, aux, aux.problem, env, names, label, opts, tiebreak=aux.tiebreak)
+        tie_note = r.get("tiebreak")
+        if r["ok"] and aux.tiebreak is not None and tie_note is None:
             # Lexicographic: the primary objective held at its optimum (within the solver's tolerance), then
             # the tie-break objective over that face.
             z, obj = r["objective"], aux.problem.objective
@@ -561,13 +631,13 @@ class Model:
         runstate.phase(outer)
         return res
 
-    def _aux_attempt(self, inst, aux, problem, env, names, label, opts) -> dict:
+    def _aux_attempt(self, inst, aux, problem, env, names, label, opts, tiebreak=None) -> dict:
         """Solve one auxiliary problem: the compiled form straight to HiGHS (LP, QP, MILP: built in
         milliseconds, no modelling objects), else the CasADi NLP, else the Pyomo model; the solve options
         (solver, tolerances, MPCC settings) are the main problem's."""
         try:
             if opts.solver in (None, "highs"):
-                r = self._aux_form(inst, problem, env, opts)
+                r = self._aux_form(inst, problem, env, opts, tiebreak)
                 if r is not None:
                     return r
             nlp = (self._build_nlp(problem, env, names, label, inst, accept_qp=True)  # a QP here is nonconvex
@@ -607,8 +677,12 @@ class Model:
         return {"ok": out.status.ok, "status": out.status.value, "message": out.message, "objective": out.objective,
                 "solver": _solver_label(solver), "values": cm.values() if out.status.ok else {}}
 
-    def _aux_form(self, inst, problem, env, opts) -> dict | None:
-        """An LP/MILP auxiliary problem through the compiled form and HiGHS, or None (another path)."""
+    def _aux_form(self, inst, problem, env, opts, tiebreak=None) -> dict | None:
+        """An LP/MILP auxiliary problem through the compiled form and HiGHS, or None (another path).
+
+        An LP's tie-break is exact: the optimal face is the feasible set with every column of nonzero reduced
+        cost held at its value and every row of nonzero dual held active (complementary slackness), and the
+        tie-break objective is optimised over it; the primary optimum is not relaxed."""
         from mechdsl.compilers.standard.build import NotLinear, build, values_of
         from .solving import solve_form
 
@@ -619,10 +693,40 @@ class Model:
         if built.form.problem_class not in ("LP", "MILP") and not (built.form.problem_class == "QP"
                                                                     and built.form.convex()):
             return None  # a nonconvex QP: IPOPT (a local optimum, multistart)
-        out = solve_form(built, {}, options=dict(opts.solver_options or {}), time_limit=runstate.remaining())
+        out = solve_form(built, {}, options=dict(opts.solver_options or {}), time_limit=runstate.remaining(),
+                         deadline=lambda: runstate.remaining())
         sol = out.solution
-        return {"ok": sol.ok, "status": sol.status, "message": sol.message, "objective": sol.objective,
-                "solver": "HiGHS", "values": values_of(built.form, sol.x) if sol.ok else {}}
+        res = {"ok": sol.ok, "status": sol.status, "message": sol.message, "objective": sol.objective,
+               "solver": "HiGHS", "values": values_of(built.form, sol.x) if sol.ok else {}}
+        if sol.ok and tiebreak is not None and built.form.problem_class == "LP" and sol.row_dual is not None \
+                and sol.col_dual is not None:
+            res.update(self._tiebreak_on_face(inst, problem, env, opts, built, sol, tiebreak))
+        return res
+
+    def _tiebreak_on_face(self, inst, problem, env, opts, built, sol, tiebreak) -> dict:
+        from mechdsl.compilers.standard.build import build, values_of
+        from .solving import solve_form
+
+        second = build(ir.Problem(problem.vars, problem.constraints, tiebreak), inst, env)
+        f1, f2 = built.form, second.form
+        if f2.A.shape != f1.A.shape or f2.problem_class != "LP":
+            return {}
+        x = sol.x
+        scale = 1e-9 * max(1.0, float(np.max(np.abs(f1.c))) if f1.c.size else 1.0)
+        fix = np.abs(sol.col_dual) > scale
+        f2.col_lo = np.where(fix, x, f2.col_lo)
+        f2.col_hi = np.where(fix, x, f2.col_hi)
+        act = f1.A @ x
+        hold = np.abs(sol.row_dual) > scale
+        f2.row_lo = np.where(hold, act, f2.row_lo)
+        f2.row_hi = np.where(hold, act, f2.row_hi)
+        out = solve_form(second, {}, options=dict(opts.solver_options or {}), time_limit=runstate.remaining(),
+                         deadline=lambda: runstate.remaining())
+        s2 = out.solution
+        if not s2.ok:
+            return {"tiebreak": f"tie-break not applied ({s2.status}: {s2.message})"}
+        return {"values": values_of(f2, s2.x),
+                "tiebreak": f"tie-break {tiebreak.sense} {s2.objective:.10g} over the optimal face (exact)"}
 
 
 @dataclass
@@ -1001,10 +1105,18 @@ def _walk(node):
 def load(path: str | Path, data: str | Path | Mapping | None = None,
          overrides: Iterable[str] | Mapping | None = None, progress: bool | None = None) -> Model:
     """Parse a spec and attach its data (a TOML path or a mapping) and overrides (``["K=10"]`` or a mapping)."""
+    from .result import inputs_record
+
     module = parse_file(path)
-    return Model(module, data_mod.collect(data, overrides), progress=progress)
+    model = Model(module, data_mod.collect(data, overrides), progress=progress)
+    model.inputs = inputs_record(data, overrides)  # as given: the data file's path and hash, the overrides
+    return model
 
 
 def loads(text: str, filename: str = "<string>", data=None, overrides=None) -> Model:
     """Like :func:`load`, from a string."""
-    return Model(parse(text, filename), data_mod.collect(data, overrides), progress=False)
+    from .result import inputs_record
+
+    model = Model(parse(text, filename), data_mod.collect(data, overrides), progress=False)
+    model.inputs = inputs_record(data, overrides)
+    return model

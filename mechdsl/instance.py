@@ -40,6 +40,18 @@ class AuxUnavailable(EvalError):
         self.result = result
 
 
+class _Need(BaseException):
+    """Control flow of bottom-up evaluation: ``what`` (("param"|"aux", name, key)) is needed first.
+
+    A BaseException, so that no ``except Exception`` on the way (vector fallbacks, solver wrappers) takes it:
+    the driver (:meth:`Instance._recurrence` / :meth:`Instance.aux_result`) computes ``what`` and retries.
+    """
+
+    def __init__(self, what: tuple):
+        super().__init__(what)
+        self.what = what
+
+
 class Instance:
     """A mechanism with all of its data: the input of the compilers and of verification."""
 
@@ -56,6 +68,8 @@ class Instance:
         self.agent_types: dict[str, tuple[list, list, list[list[float]]]] = {}
         self._others_cache: dict[tuple, list] = {}
         self._aux_keys: dict[str, dict] = {}
+        self._pending: dict[str, dict] = {}  # params being defined by a recurrence: flat key -> binding
+        self._aux_depth = 0
         self.populations: dict[str, tuple[list[tuple], list[tuple[dict, float]]]] = {}
         self.aux_results: dict[tuple[str, tuple], dict[str, float]] = {}
         self.aux_status: dict[tuple[str, tuple], str] = {}
@@ -104,6 +118,9 @@ class Instance:
         try:
             return table[key]
         except KeyError:
+            pending = self._pending.get(name)
+            if pending is not None and key in pending:
+                raise _Need(("param", name, key)) from None  # a recurrence: computed first, then this retried
             raise EvalError(f"{name}[{','.join(map(str, key))}] is outside the index set of param '{name}'",
                             name=name) from None
 
@@ -131,24 +148,13 @@ class Instance:
         res = self.aux_results.get((name, key))
         label = f"{name}[{','.join(map(str, key))}]" if key else name
         if res is None:
-            aux = self.mech.auxes[name]
-            nested = self._aux_keys.get(name)
-            if nested is None:  # flat key -> the binding (a profile binder takes a tuple)
-                nested = self._aux_keys[name] = {_flatten(k): k for k in self.ev.domain_keys(aux.domain)}
-            if key not in nested:
-                raise EvalError(f"{name}[{','.join(map(str, key))}] is outside the index set of aux '{name}'")
+            self._aux_nested(name, key)  # outside the index set: an error here, where it is used
             if self.aux_solver is None:
                 raise EvalError(f"aux '{name}' cannot be solved here (no solver)")
-            if (name, key) in self._aux_active:
-                raise EvalError(f"aux '{label}' depends on its own result")
-            self._aux_active.add((name, key))
-            try:
-                env = dict(zip(aux.domain.binders, nested[key])) if aux.domain else {}
-                res = self.aux_solver(self, aux, key, env)
-            finally:
-                self._aux_active.discard((name, key))
-            res.setdefault("label", label)
-            self.aux_results[(name, key)] = res
+            if self._aux_depth > 0:  # inside another aux's solve: the driver below computes it first
+                raise _Need(("aux", name, key))
+            self._aux_drive((name, key))
+            res = self.aux_results[(name, key)]
         if attr == "feasible" and attr not in res.get("vars", {}):
             if res.get("feasible") is None:
                 raise AuxUnavailable(f"whether auxiliary problem {label} is feasible is unknown: the solver "
@@ -174,6 +180,47 @@ class Instance:
         if len(set(elems)) != len(elems):
             raise EvalError(f"set '{d.name}' has repeated elements")
         self.sets[d.name] = elems
+
+    def _aux_nested(self, name: str, key: tuple):
+        """The binding of aux ``name`` at flat ``key`` (a profile binder takes a tuple)."""
+        aux = self.mech.auxes[name]
+        nested = self._aux_keys.get(name)
+        if nested is None:
+            nested = self._aux_keys[name] = {_flatten(k): k for k in self.ev.domain_keys(aux.domain)}
+        if key not in nested:
+            raise EvalError(f"{name}[{','.join(map(str, key))}] is outside the index set of aux '{name}'")
+        return nested[key]
+
+    def _aux_drive(self, target: tuple):
+        """Solve aux ``target`` and, first, every aux result it needs, with an explicit stack: a recursion
+        through aux problems (``A[h]`` using ``A[h-1].objective``) has no depth limit, and a cycle is an error."""
+        stack, on_stack = [target], {target}
+        while stack:
+            name, key = stack[-1]
+            if (name, key) in self.aux_results:
+                on_stack.discard(stack.pop())
+                continue
+            aux = self.mech.auxes[name]
+            env = dict(zip(aux.domain.binders, self._aux_nested(name, key))) if aux.domain else {}
+            self._aux_depth += 1
+            try:
+                res = self.aux_solver(self, aux, key, env)
+            except _Need as need:
+                kind, n2, k2 = need.what
+                if kind != "aux":
+                    raise
+                if (n2, k2) in on_stack:
+                    cyc = stack[stack.index((n2, k2)):] + [(n2, k2)]
+                    raise EvalError("auxiliary problems depend on each other in a cycle: " + " -> ".join(
+                        f"{n}[{','.join(map(str, k))}]" if k else n for n, k in cyc), span=aux.span) from None
+                stack.append((n2, k2))
+                on_stack.add((n2, k2))
+                continue
+            finally:
+                self._aux_depth -= 1
+            res.setdefault("label", f"{name}[{','.join(map(str, key))}]" if key else name)
+            self.aux_results[(name, key)] = res
+            on_stack.discard(stack.pop())
 
     def _bind_agent_type(self, d: ir.TypeDef):
         agents = [e[0] if len(e) == 1 else e for e in self.ev.set_elements(d.agents)]
@@ -323,6 +370,8 @@ class Instance:
             where = DataSource(str(d.span), d.span, self.mech.source)
             if d.domain is None:
                 values = {(): self._num(self.ev.value(d.value), d, where)}
+            elif any(ix.base.label.name == d.name for ix in d.value.atoms(sp.Indexed)):
+                values = self._recurrence(d, where)
             else:
                 values = self._vector_values(d, keys)
                 if values is None:  # the scalar path: exact errors, any index set
@@ -339,6 +388,42 @@ class Instance:
         values = {_flatten(k): v for k, v in values.items()} if isinstance(values, dict) else values
         self.param_keys[d.name] = keys
         self.params[d.name] = values[()] if d.domain is None else values
+
+    def _recurrence(self, d: ir.ParamDef, where) -> dict:
+        """A param defined in terms of itself at other indices, evaluated bottom-up with an explicit stack
+        (no Python recursion, no depth limit): each value is computed once, after the values it needs."""
+        binders = d.domain.binders
+        nested = {_flatten(k): k for k in self.ev.domain_keys(d.domain)}
+        values: dict = {}
+        self.params[d.name] = values
+        self._pending[d.name] = nested
+        fn = self.ev.compile(d.value)
+        try:
+            for key in nested:
+                if key in values:
+                    continue
+                stack, on_stack = [key], {key}
+                while stack:
+                    k = stack[-1]
+                    try:
+                        v = fn(dict(zip(binders, nested[k])), 0)
+                    except _Need as need:
+                        kind, name, k2 = need.what
+                        if kind != "param" or name != d.name:
+                            raise
+                        if k2 in on_stack:
+                            cyc = stack[stack.index(k2):] + [k2]
+                            raise EvalError(f"param '{d.name}' is defined in a cycle: "
+                                            + " -> ".join(f"{d.name}[{','.join(map(str, c))}]" for c in cyc),
+                                            name=d.name, span=d.span) from None
+                        stack.append(k2)
+                        on_stack.add(k2)
+                        continue
+                    values[k] = self._num(v, d, where)
+                    on_stack.discard(stack.pop())
+        finally:
+            del self._pending[d.name]
+        return values
 
     def _vector_values(self, d: ir.ParamDef, keys: list[tuple]) -> dict | None:
         """An indexed param's values from one vectorised evaluation over all keys, or None.

@@ -59,7 +59,8 @@ class Verification:
         if cert.gap is not None and not (cert.gap <= gap_tol):
             self.ok = False
         # The dual bound is a bound only at a dual-feasible point: a stationarity residual voids the certificate.
-        if cert.gap is not None and not (cert.dual_residual <= DUAL_RESIDUAL_TOL):
+        # (A MILP's bound is branch and bound's, not an LP dual: no stationarity residual to check.)
+        if cert.gap is not None and problem_class not in ("MILP", "MIQP") and not (cert.dual_residual <= DUAL_RESIDUAL_TOL):
             self.ok = False
             self.uncertified = (f"optimality is not certified: the dual residual {cert.dual_residual:.3g} exceeds "
                                 f"{DUAL_RESIDUAL_TOL:g}, so the dual bound is not a bound")

@@ -29,7 +29,8 @@ def test_solve_json_every_spec(capsys, spec):
     assert code == 0, err
     doc = json.loads(out)  # exactly one JSON object on stdout
     assert set(doc) == {"status", "objective", "problem_class", "solver", "variables", "parameters", "verification",
-                        "duals", "reports", "aux"}
+                        "duals", "reports", "aux", "menu", "notes", "timings", "message", "versions", "spec_sha256",
+                        "inputs", "iis"}
     if doc["status"] == "evaluated":  # no main problem: params, aux problems and reports only
         assert doc["objective"] is None and doc["reports"]
         return
@@ -205,7 +206,7 @@ def test_forced_solver(capsys):
     code, out2, err = run_inproc(capsys, "solve", SPECS / "repurchase_one_capacity.mech", "--json")
     assert doc["objective"] == pytest.approx(json.loads(out2)["objective"], abs=1e-5)
     code, out, err = run_inproc(capsys, "solve", SPECS / "cml_two_type.mech", "--solver", "highs")
-    assert code == 1 and "cannot solve a NLP" in err
+    assert code == 2 and "HiGHS cannot solve an NLP" in err  # a usage error, found before any solve
 
 
 # ------------------------------------------------------------ reductions and the dominance graph (issue 3)

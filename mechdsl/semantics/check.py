@@ -262,7 +262,15 @@ class Checker:
                 self.error(f"param '{d.name}' is scalar but is given an array", d.value.span)
             self.array(d.value, _Scope())
         elif d.value is not None:
-            self.expect_sort(d.value, scope, NUM, f"the value of param '{d.name}'", allow_var=False)  # a number
+            # An indexed param may refer to itself at other indices (a recurrence, evaluated bottom-up).
+            provisional = dim > 0 and self.lookup(d.name) is None
+            if provisional:
+                self.table[d.name] = Symbol("param", dim, d)
+            try:
+                self.expect_sort(d.value, scope, NUM, f"the value of param '{d.name}'", allow_var=False)
+            finally:
+                if provisional:
+                    del self.table[d.name]
         joint = (d.index is not None and len(d.index.items) == 1 and isinstance(d.index.items[0].set, ast.PowerSet))
         self.declare(d.name, Symbol("param", dim, d, profile=joint), d.span)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from lark import Lark, Tree, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.exceptions import VisitError
 
-from ..errors import Diagnostic, MechError, MechSyntaxError
+from ..errors import Diagnostic, MechError, MechSyntaxError, did_you_mean
 from ..span import Span
 from . import ast
 from .build import AstBuilder
@@ -155,6 +155,42 @@ def decode_source(raw: bytes, filename: str) -> str:
     return text
 
 
+def _expected_keywords(parser: Lark, names) -> set[str]:
+    """The keywords among the expected terminals: literal words, and the words of CON_KIND, SENSE, ..."""
+    words: set[str] = set()
+    for name in names or ():
+        try:
+            pattern = parser.get_terminal(name).pattern
+        except KeyError:
+            continue
+        if name == "NAME":
+            continue
+        value = pattern.value
+        if pattern.type == "str":
+            alternatives = [value]
+        else:
+            inner = value[3:-1] if value.startswith("(?:") and value.endswith(")") else value
+            alternatives = inner.split("|")
+        words.update(w for w in alternatives if w.isidentifier())
+    return words
+
+
+def _split_keyword(exc: UnexpectedToken, text: str):
+    """``(word, keyword, start)`` when the token before the error is the tail of a word that starts with a
+    keyword (the lexer reads `parameter` as `param` + `eter` where only a keyword can come), else None."""
+    history = getattr(exc, "token_history", None) or []
+    prev = history[-1] if history else None
+    if prev is None or prev.type != "NAME" or not prev.start_pos:
+        return None
+    start = prev.start_pos
+    while start > 0 and (text[start - 1].isalnum() or text[start - 1] == "_"):
+        start -= 1
+    keyword = text[start:prev.start_pos]
+    if not keyword or not keyword.isidentifier():
+        return None
+    return keyword + str(prev), keyword, start
+
+
 def _syntax_error(parser: Lark, exc: UnexpectedInput, text: str, filename: str) -> MechSyntaxError:
     line = getattr(exc, "line", 0) or 0
     col = getattr(exc, "column", 0) or 0
@@ -192,5 +228,15 @@ def _syntax_error(parser: Lark, exc: UnexpectedInput, text: str, filename: str) 
     if ("';'" in expected and help_ is None and isinstance(exc, UnexpectedToken)
             and str(exc.token) in _DECL_KEYWORDS):
         help_ = "is a ';' missing at the end of the previous declaration?"
+    if help_ is None and isinstance(exc, UnexpectedToken) and str(exc.token).isidentifier():
+        # A misspelt keyword (`maximise`, `parm`): the closest keyword the parser expected here.
+        help_ = did_you_mean(str(exc.token), _expected_keywords(parser, exc.accepts or exc.expected))
+    split = _split_keyword(exc, text) if isinstance(exc, UnexpectedToken) else None
+    if split is not None:  # `parameter K`, `vars x`: lexed as the keyword and a name, so `K` looked wrong
+        word, keyword, start = split
+        line = text.count("\n", 0, start) + 1
+        col = start - (text.rfind("\n", 0, start) + 1) + 1
+        msg, width, notes = f"unexpected {word!r}", len(word), ()
+        help_ = f"did you mean '{keyword}'? ('{word}' reads as '{keyword}' followed by '{word[len(keyword):]}')"
     span = Span(filename, line, col, line, col + width)
     return MechSyntaxError(Diagnostic(f"syntax error: {msg}", span, notes=notes, help=help_), {filename: text})
