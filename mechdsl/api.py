@@ -109,6 +109,14 @@ class Model:
         cache = self.__dict__.setdefault("_reductions", {})
         if key not in cache:
             inst = self.instance()
+            if not hasattr(inst, "family_estimates"):  # the graph counts a huge family instead of listing it
+                from .size import estimate
+
+                try:
+                    inst.family_estimates = {f.name: f.rows for f in estimate(self.mech.problem, inst).families
+                                             if f.kind == "constraint"}
+                except EvalError:
+                    inst.family_estimates = {}
             try:
                 cache[key] = run_passes(self.mech.problem, inst, list(passes) if passes is not None else None)
             except EvalError as exc:

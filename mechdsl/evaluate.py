@@ -299,10 +299,10 @@ class Evaluator:
             agents = self._eval_set(node.agents, env)
             if base and len(base[0]) != 1:
                 raise EvalError(f"a power set V^N needs a set V of dimension 1 ({shown(node)})")
-            size = len(base) ** len(agents) if base else 0
-            if size > MAX_SET_ELEMENTS:
+            digits = len(agents) * math.log10(len(base)) if base else 0.0
+            if digits > math.log10(MAX_SET_ELEMENTS):
                 raise EvalError(f"the profile set {shown(node.base)}^{shown(node.agents)} has "
-                                f"{len(base)}^{len(agents)} = {size:.3g} elements; sets are limited to "
+                                f"{len(base)}^{len(agents)} = about 1e{digits:.0f} elements; sets are limited to "
                                 f"{MAX_SET_ELEMENTS:.0e} elements")
             values = [b[0] for b in base]
             return [(p,) for p in itertools.product(values, repeat=len(agents))]

@@ -248,10 +248,10 @@ class Instance:
                 if not per_agent:
                     probs = [row] * len(agents)
                     break
-        count = len(values) ** len(agents)
-        if count > MAX_OUTCOMES:
-            raise EvalError(f"type '{d.name}' has {len(values)}^{len(agents)} = {count:.3g} profiles; the limit "
-                            f"for exact expectations is {MAX_OUTCOMES}")
+        if len(agents) * math.log10(max(len(values), 1)) > math.log10(MAX_OUTCOMES):
+            raise EvalError(f"type '{d.name}' has {len(values)}^{len(agents)} = about "
+                            f"1e{len(agents) * math.log10(max(len(values), 1)):.0f} profiles; the limit for exact "
+                            f"expectations is {MAX_OUTCOMES}")
         self.agent_types[d.name] = (agents, values, probs)
         profiles, pr = [], []
         for combo in itertools.product(range(len(values)), repeat=len(agents)):
@@ -262,10 +262,10 @@ class Instance:
     def _bind_joint_type(self, d: ir.TypeDef, agents: list, values: list):
         """A joint prior over profiles: ``param g[w in V^N]`` gives each profile its probability."""
         table = self.params[d.prior]
-        count = len(values) ** len(agents)
-        if count > MAX_OUTCOMES:
-            raise EvalError(f"type '{d.name}' has {len(values)}^{len(agents)} = {count:.3g} profiles; the limit "
-                            f"for exact expectations is {MAX_OUTCOMES}")
+        if len(agents) * math.log10(max(len(values), 1)) > math.log10(MAX_OUTCOMES):
+            raise EvalError(f"type '{d.name}' has {len(values)}^{len(agents)} = about "
+                            f"1e{len(agents) * math.log10(max(len(values), 1)):.0f} profiles; the limit for exact "
+                            f"expectations is {MAX_OUTCOMES}")
         profiles = [tuple(c) for c in itertools.product(values, repeat=len(agents))]
         try:
             pr = [table[p] for p in profiles]

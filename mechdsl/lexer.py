@@ -75,6 +75,7 @@ class MechLexer(RegexLexer):
             (_NAME, Name),
             (r"->|\.\.|==|!=|<=|>=|[<>=+\-*/^~|]", Operator),
             (r"[\[\](){},;:]", Punctuation),
+            (r"\.(?=\s*[\],])", Punctuation),  # the outcome slot of E[s ~ F[j, .]]
         ],
     }
 

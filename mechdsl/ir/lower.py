@@ -35,6 +35,13 @@ _BOOLEAN = (sp.core.relational.Relational, sp.logic.boolalg.BooleanFunction, sp.
 _MAX_FLOAT = sp.Float(1.7976931348623157e308)
 
 
+def _too_large(r: sp.Basic) -> bool:
+    try:
+        return not math.isfinite(float(r))
+    except (TypeError, ValueError, OverflowError):
+        return False
+
+
 def constant_problem(r: sp.Basic) -> str | None:
     """Why a folded constant is unusable (division by zero, a complex or non-finite value), or None.
 
@@ -50,6 +57,8 @@ def constant_problem(r: sp.Basic) -> str | None:
             return "is not a real number"
         if r.is_Number and abs(r) > _MAX_FLOAT:
             return "is too large for a double (beyond 1.8e308)"
+        if not r.is_Number and isinstance(r, (sp.exp, sp.Pow)) and _too_large(r):
+            return "is too large for a double (beyond 1.8e308)"
     return None
 
 
@@ -63,6 +72,7 @@ class Lowerer:
         self._expansions: dict[tuple, tuple] = {}  # (def, argument expressions) -> (expansion, def kept alive)
         self.reports: dict[str, ast.ReportDecl] = {}  # a report used in a later report is expanded in place
         self.agents: dict[str, sp.Basic] = {}  # profile name -> its agent set node (binders over V^N, E[v])
+        self.param_decls = {d.name: d for d in module.items if isinstance(d, ast.ParamDecl)}
 
     # ------------------------------------------------------------------ top
     def run(self) -> ir.Mechanism:
@@ -355,6 +365,15 @@ class Lowerer:
             return a * b
         if e.op == "/":
             return a / b
+        if a.is_Number and b.is_Number and abs(b) > 64 and abs(a) not in (0, 1):
+            # exact powers of large numbers take SymPy unbounded time: decide in floating point
+            try:
+                v = math.pow(float(a), float(b))
+            except (OverflowError, ValueError):
+                self.fail(e, "this power is beyond the range of a double (1.8e308) or not a real number")
+            if not math.isfinite(v):
+                self.fail(e, "this power is beyond the range of a double (1.8e308)")
+            return sp.Float(v)
         return a ** b
 
     def ex_Neg(self, e, scope):
@@ -390,6 +409,25 @@ class Lowerer:
         o = e.others
         return Replace(self.expr(e.value, scope), scope[o.base], self.expr(o.args[0].operand, scope),
                        self.agents[o.base])
+
+    def ex_ExpectDist(self, e, scope):
+        """``E[s ~ f[j, .]](body)`` = sum{s in S} f[j, s] * body, S the set of f's "." position."""
+        d = self.param_decls[e.dist]
+        slot = next(k for k, a in enumerate(e.args) if a is None)
+        items = [(b, item.set) for item in d.index.items for b in (item.binders or ("_",) * self._dim(item.set))]
+        if any(item.binders == () for item in d.index.items) or len(items) != len(e.args):
+            self.fail(e, f"E[... ~ {e.dist}[...]]: the index set of '{e.dist}' must name one binder per index")
+        sub = dict(scope)
+        s = sp.Symbol(e.binder)
+        for k, (b, _) in enumerate(items):  # the sets may depend on earlier binders of the param's index
+            sub[b] = s if k == slot else self.expr(e.args[k], scope)
+        node = self.set_node(items[slot][1], {b: sub[b] for b, _ in items[:slot]} | dict(scope))
+        inner = dict(scope)
+        inner[e.binder] = s
+        args = [s if a is None else self.expr(a, scope) for a in e.args]
+        weight = sp.IndexedBase(e.dist)[tuple(args)] if len(args) > 1 else sp.IndexedBase(e.dist)[args[0]]
+        body = self.expr(e.body, inner)
+        return ITERATED["sum"](weight * body, DomainNode(sp.Tuple(sp.Tuple(sp.Tuple(s), node))), sp.true)
 
     def ex_ExpectOthers(self, e, scope):
         subj = sp.Symbol(e.subject)

@@ -46,7 +46,9 @@ def original_graph(problem: ir.Problem, inst) -> DominanceGraph:
         count = _fast_count(c, ev)
         keys_fn = (lambda c=c: ev.domain_keys(c.domain))
         if count is None:
-            count = len(keys_fn())
+            est = getattr(inst, "family_estimates", {}).get(c.name)
+            # A family of millions of rows is counted by the size estimate, not listed (its ids stay lazy).
+            count = int(est) if est is not None and est > 1e6 else len(keys_fn())
         g.add_family(c.name, c.kind.value, lambda c=c, keys_fn=keys_fn: (constraint_id(c, k, tdim) for k in keys_fn()),
                      count)
     return g

@@ -573,6 +573,27 @@ class Checker:
         self.expect_sort(o.args[0].operand, scope, NUM, "an agent", allow_var=False)
         return _Info(PROF)
 
+    def ex_ExpectDist(self, e: ast.ExpectDist, scope):
+        sym = self.lookup(e.dist)
+        if sym is None:
+            self.unknown(e.dist, e.dist_span)
+            return _Info(NUM, True)
+        slots = [k for k, a in enumerate(e.args) if a is None]
+        if sym.kind != "param" or sym.dim != len(e.args):
+            self.error(f"E[{e.binder} ~ {e.dist}[...]]: '{e.dist}' must be a param with {len(e.args)} index(es)",
+                       e.dist_span)
+            return _Info(NUM, True)
+        if len(slots) != 1:
+            self.error(f"E[{e.binder} ~ {e.dist}[...]]: exactly one index is '.', the outcome's position", e.span)
+            return _Info(NUM, True)
+        for a in e.args:
+            if a is not None:
+                self.expect_sort(a, scope, NUM, "an index of the distribution", allow_var=False)
+        self.binder(e.binder, e.binder_span, scope, {})
+        inner = scope.child({e.binder: "index"})
+        info = self.expect_sort(e.body, inner, NUM, "the body of E[...]")
+        return _Info(NUM, info.has_var)
+
     def ex_ExpectOthers(self, e: ast.ExpectOthers, scope):
         sym = self.lookup(e.subject)
         if sym is None:

@@ -136,6 +136,18 @@ class ExpectOthers(Node):
 
 
 @dataclass(frozen=True, slots=True)
+class ExpectDist(Node):
+    """``E[s ~ f[j, .]](body)``: s runs over the set of f's "." position, weighted by f[j, s]."""
+
+    binder: str
+    binder_span: Span
+    dist: str
+    dist_span: Span
+    args: tuple  # expressions, with None at the one "." position
+    body: "Expr"
+
+
+@dataclass(frozen=True, slots=True)
 class Replace(Node):
     """``(r, v[-i])``: the profile v with agent i's type replaced by r (an index)."""
 
@@ -149,7 +161,7 @@ class ArrayLit(Node):
 
 
 Expr = Union[Num, Name, Indexed, Attribute, Call, BinOp, Neg, Compare, BoolOp, Not,
-             Implies, Complements, Conditional, Iterate, Expect, ExpectOthers, Replace]
+             Implies, Complements, Conditional, Iterate, Expect, ExpectOthers, ExpectDist, Replace]
 
 
 # ------------------------------------------------------------------------ sets

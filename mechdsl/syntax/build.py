@@ -266,6 +266,17 @@ class AstBuilder(Transformer):
         cond = children[2] if len(children) == 4 else None
         return ast.ExpectOthers(self._span(meta), str(subject), self._ts(subject), agent, cond, children[-1])
 
+    def expect_dist(self, meta, children):
+        binder, dist, *args, body = children
+        args = tuple(None if a == "." else (a.children[0] if hasattr(a, "children") else a) for a in args)
+        return ast.ExpectDist(self._span(meta), str(binder), self._ts(binder), str(dist), self._ts(dist), args, body)
+
+    def dist_arg(self, meta, children):
+        return children[0]
+
+    def dist_slot(self, meta, children):
+        return "."
+
     def replace_profile(self, meta, children):
         return ast.Replace(self._span(meta), children[0], children[1])
 
