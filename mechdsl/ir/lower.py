@@ -369,10 +369,12 @@ class Lowerer:
             # exact powers of large numbers take SymPy unbounded time: decide in floating point
             try:
                 v = math.pow(float(a), float(b))
-            except (OverflowError, ValueError):
-                self.fail(e, "this power is beyond the range of a double (1.8e308) or not a real number")
+            except OverflowError:
+                self.fail(e, "this expression is too large for a double (beyond 1.8e308)")
+            except ValueError:
+                self.fail(e, "this expression is not a real number (a negative base with a non-integer exponent)")
             if not math.isfinite(v):
-                self.fail(e, "this power is beyond the range of a double (1.8e308)")
+                self.fail(e, "this expression is too large for a double (beyond 1.8e308)")
             return sp.Float(v)
         return a ** b
 
