@@ -628,22 +628,26 @@ class Evaluator:
         inst = self.inst
 
         def run(env, pol):
-            env2 = dict(env)
-            total, acc = 0.0, []
-            for value, prob in inst.outcomes(label.name):
-                env2[label] = value
-                if fc is not None:
-                    ok = fc(env2, 0)
-                    if isinstance(ok, np.ndarray):
-                        raise VectorUnsupported("a condition that depends on vectorised indices")
-                    if not ok:
-                        continue
-                total += prob
-                acc.append((prob, fb(env2, pol)))
-            if total <= 0:
-                raise EvalError(f"E[{label.name} | {cond}]: the condition has probability 0")
-            return self.target.sum([p / total * v for p, v in acc])
+            return self._weighted(inst.outcomes(label.name), label, fc, fb, env, pol, f"E[{label.name} | {cond}]")
         return run
+
+    def _weighted(self, outcomes, label, fc, fb, env, pol, what: str):
+        """The expectation of ``fb`` over (value, probability) ``outcomes`` of ``label``, conditional on ``fc``."""
+        env2 = dict(env)
+        total, acc = 0.0, []
+        for value, prob in outcomes:
+            env2[label] = value
+            if fc is not None:
+                ok = fc(env2, 0)
+                if isinstance(ok, np.ndarray):
+                    raise VectorUnsupported("a condition that depends on vectorised indices")
+                if not ok:
+                    continue
+            total += prob
+            acc.append((prob, fb(env2, pol)))
+        if total <= 0:
+            raise EvalError(f"{what}: the condition has probability 0")
+        return self.target.sum([p / total * v for p, v in acc])
 
     # ------------------------------------------------------------ profiles
     def positions(self, agents_node, env) -> dict:
@@ -717,17 +721,8 @@ class Evaluator:
             i = fi(env, 0)
             if isinstance(i, np.ndarray):
                 raise VectorUnsupported("E[v[-i]] with vectorised agents")
-            env2 = dict(env)
-            total, acc = 0.0, []
-            for value, prob in inst.others_outcomes(label.name, canon(i)):
-                env2[label] = value
-                if fc is not None and not fc(env2, 0):
-                    continue
-                total += prob
-                acc.append((prob, fb(env2, pol)))
-            if total <= 0:
-                raise EvalError(f"E[{label.name}[-{i}] | {cond}]: the condition has probability 0")
-            return self.target.sum([p / total * v for p, v in acc])
+            return self._weighted(inst.others_outcomes(label.name, canon(i)), label, fc, fb, env, pol,
+                                  f"E[{label.name}[-{i}] | {cond}]")
         return run
 
     def _auxref(self, e) -> Fn:

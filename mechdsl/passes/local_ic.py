@@ -157,14 +157,10 @@ def _agent_records(s, mf: MonotoneFamily, keys):
             a, b = (int(float(x)) if float(x).is_integer() else float(x) for x in parts[1:])
         except ValueError:
             return None
-        if a not in pos or b not in pos:
+        chain = _chain(order, pos, a, b)
+        if chain is None:
             return None
-        i, j = pos[a], pos[b]
-        if abs(i - j) <= 1:
-            return None
-        step = 1 if j > i else -1
-        nb = order[i + step]
-        lo, hi = sorted((i + step, j))
+        nb, lo, hi = chain
         k = parts[0]
         monos = [f"{mf.name}[{k},{order[m]},{order[m + 1]}]" for m in range(lo, hi)]
         return [f"{name}[{k},{a},{nb}]", f"{name}[{k},{nb},{b}]"] + monos
@@ -181,6 +177,19 @@ def _agent_records(s, mf: MonotoneFamily, keys):
     return [DerivedFamily(fam), Implied(rule, cites=(name, mf.name))]
 
 
+def _chain(order, pos: dict, a, b):
+    """For a non-adjacent misreport a -> b: (n, lo, hi) with n the neighbour of a toward b and order[lo..hi]
+    the types whose monotonicity rows the rule cites; None when a, b are adjacent or not types."""
+    if a not in pos or b not in pos:
+        return None
+    i, j = pos[a], pos[b]
+    if abs(i - j) <= 1:
+        return None
+    step = 1 if j > i else -1
+    lo, hi = sorted((i + step, j))
+    return order[i + step], lo, hi
+
+
 def _mono_name(s) -> str:
     return f"MONO_{s.q}"
 
@@ -195,15 +204,11 @@ def _records(s, mf: MonotoneFamily):
 
     def premises(cid):
         ab = pair_of(cid, s.family.name)
-        if ab is None or ab[0] not in pos or ab[1] not in pos:
+        chain = _chain(order, pos, *ab) if ab is not None else None
+        if chain is None:
             return None
         a, b = ab
-        i, j = pos[a], pos[b]
-        if abs(i - j) <= 1:
-            return None
-        step = 1 if j > i else -1
-        nb = order[i + step]
-        lo, hi = sorted((i + step, j))
+        nb, lo, hi = chain
         monos = [mf.row_id(order[k], order[k + 1]) for k in range(lo, hi)]
         return [s.pair_id(a, nb), s.pair_id(nb, b)] + monos
 

@@ -285,16 +285,25 @@ class Checker:
         if d.agents is not None:
             return self._agent_type(d)
         dim = self.set_expr(d.set, _Scope())
-        if d.prior is not None:
-            sym = self.lookup(d.prior)
-            if sym is None:
-                self.unknown(d.prior, d.prior_span)
-            elif sym.kind != "param":
-                self.error(f"the prior '{d.prior}' must be a param, not a {sym.kind}", d.prior_span)
-            elif dim is not None and sym.dim != dim:
+        sym = self._prior_param(d)
+        if sym is not None:
+            if dim is not None and sym.dim != dim:
                 self.error(f"the prior '{d.prior}' has {sym.dim} index(es) but the type set has dimension {dim}",
                            d.prior_span)
         self.declare(d.name, Symbol("type", dim or 1, d), d.span)
+
+    def _prior_param(self, d: ast.TypeDecl):
+        """The param a type's prior names, or None (uniform, or an error already reported)."""
+        if d.prior is None:
+            return None
+        sym = self.lookup(d.prior)
+        if sym is None:
+            self.unknown(d.prior, d.prior_span)
+            return None
+        if sym.kind != "param":
+            self.error(f"the prior '{d.prior}' must be a param, not a {sym.kind}", d.prior_span)
+            return None
+        return sym
 
     def _agent_type(self, d: ast.TypeDecl):
         """``type v[i in N] in V ~ f``: one type per agent, independent; f[k] common or f[i, k] per agent."""
@@ -307,13 +316,9 @@ class Checker:
         dim = self.set_expr(d.set, _Scope())
         if dim is not None and dim != 1:
             self.error(f"each agent's type set must have dimension 1, not {dim}", d.set.span)
-        if d.prior is not None:
-            sym = self.lookup(d.prior)
-            if sym is None:
-                self.unknown(d.prior, d.prior_span)
-            elif sym.kind != "param":
-                self.error(f"the prior '{d.prior}' must be a param, not a {sym.kind}", d.prior_span)
-            elif sym.dim not in (1, 2):
+        sym = self._prior_param(d)
+        if sym is not None:
+            if sym.dim not in (1, 2):
                 self.error(f"the prior '{d.prior}' of a type per agent is indexed by the type (common to all "
                            f"agents), by agent and type, or by the profile (a joint prior, param {d.prior}[w in "
                            f"V^N]), not by {sym.dim} indices", d.prior_span)
