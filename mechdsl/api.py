@@ -23,6 +23,7 @@ from .evaluate import EvalError
 from .instance import Instance
 from .ir import nodes as ir
 from .ir.lower import lower
+from .progress import Status
 from .result import Result
 from .semantics.check import SymbolTable, check
 from .size import DEFAULT_MAX_ROWS, guard as size_guard
@@ -594,7 +595,7 @@ class Model:
         outer = runstate.current_phase()
         runstate.checkpoint(f"solving auxiliary problem {label}")
         if self.progress:
-            print(f"\rsolving auxiliary problem {label} ...", end="", file=sys.stderr, flush=True)
+            self.__dict__.setdefault("_status", Status()).show(f"solving auxiliary problem {label} ...")
         names = {v.name for v in aux.problem.vars}
         opts = self._aux_opts
         r = self._aux_attempt(inst, aux, aux.problem, env, names, label, opts, tiebreak=aux.tiebreak)
@@ -613,8 +614,8 @@ class Model:
                 r["values"], tie_note = r2["values"], f"tie-break {aux.tiebreak.sense} {r2['objective']:.10g}"
             else:
                 tie_note = f"tie-break not applied ({r2['status']}: {r2['message']})"
-        if self.progress:
-            print("\r" + " " * (30 + len(label)) + "\r", end="", file=sys.stderr, flush=True)
+        if self.progress and "_status" in self.__dict__:
+            self._status.clear()
         if not r["ok"]:
             runstate.phase(outer)
             status = r["status"]
@@ -645,7 +646,7 @@ class Model:
         (solver, tolerances, MPCC settings) are the main problem's."""
         try:
             if opts.solver in (None, "highs"):
-                r = self._aux_form(inst, problem, env, opts, tiebreak)
+                r = self._aux_form(inst, problem, env, opts, tiebreak, label)
                 if r is not None:
                     return r
             nlp = (self._build_nlp(problem, env, names, label, inst, accept_qp=True)  # a QP here is nonconvex
@@ -685,7 +686,7 @@ class Model:
         return {"ok": out.status.ok, "status": out.status.value, "message": out.message, "objective": out.objective,
                 "solver": _solver_label(solver), "values": cm.values() if out.status.ok else {}}
 
-    def _aux_form(self, inst, problem, env, opts, tiebreak=None) -> dict | None:
+    def _aux_form(self, inst, problem, env, opts, tiebreak=None, label: str = "") -> dict | None:
         """An LP/MILP auxiliary problem through the compiled form and HiGHS, or None (another path).
 
         An LP's tie-break is exact: the optimal face is the feasible set with every column of nonzero reduced
@@ -702,7 +703,7 @@ class Model:
                                                                     and built.form.convex()):
             return None  # a nonconvex QP: IPOPT (a local optimum, multistart)
         out = solve_form(built, {}, options=dict(opts.solver_options or {}), time_limit=runstate.remaining(),
-                         deadline=lambda: runstate.remaining())
+                         deadline=lambda: runstate.remaining(), tee=opts.tee, label=f"auxiliary problem {label}")
         sol = out.solution
         res = {"ok": sol.ok, "status": sol.status, "message": sol.message, "objective": sol.objective,
                "solver": "HiGHS", "values": values_of(built.form, sol.x) if sol.ok else {}}

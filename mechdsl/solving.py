@@ -107,10 +107,15 @@ def _subset(lf: LazyFamily, mask: np.ndarray):
 
 
 def solve_form(built: Built, lazy: dict, *, options=None, time_limit=None, tee=False, progress=None,
-               sep_tol: float = 1e-9, deadline=None) -> FormOutcome:
+               sep_tol: float = 1e-9, deadline=None, label: str = "main problem") -> FormOutcome:
     """Solve the compiled form with HiGHS; generate the rows of ``lazy`` families until none is violated."""
     from .compilers.highs.backend import HighsSession
 
+    if tee:  # -v: each solver log says which problem it belongs to
+        import sys
+
+        print(f"===== HiGHS: {label} ({built.form.problem_class}, {built.form.n} columns, {built.form.m} rows) =====",
+              file=sys.stderr, flush=True)
     session = HighsSession(built.form, options=options, time_limit=time_limit, tee=tee, deadline=deadline)
     outcome = FormOutcome(session.solve())
     if not lazy:

@@ -37,3 +37,18 @@ def test_dropping_either_member_makes_it_feasible():
     no_cap = mechdsl.loads(src.replace("feasibility Cap[k in 1..K]: q[k] <= 1 / 2;",
                                        "feasibility Cap[k in 1..K]: q[k] <= (if k == K then 1 else 1 / 2);")).solve()
     assert no_cap.status == "optimal" and no_cap.verification.ok
+
+
+def test_verbose_solver_logs_say_which_problem():
+    specs = SPEC.parent.parent
+    out = subprocess.run([sys.executable, "-m", "mechdsl", "solve", str(specs / "cml_two_type.mech"), "-v"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0
+    heads = [line for line in out.stderr.splitlines() if line.startswith("===== ")]
+    assert "===== IPOPT: alone[1] (exact) =====" in heads and "===== IPOPT: alone[2] (exact) =====" in heads
+    assert "===== IPOPT: cml_two_type (exact) =====" in heads
+    assert "Ipopt" in out.stderr  # the solver's own log follows its label
+    out = subprocess.run([sys.executable, "-m", "mechdsl", "solve", str(specs / "screening.mech"), "-v"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and any(line.startswith("===== HiGHS: main problem (QP")
+                                       for line in out.stderr.splitlines())

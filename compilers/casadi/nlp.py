@@ -633,6 +633,9 @@ class CasadiNLP:
     # ------------------------------------------------------------------ solving
     def solve(self, x0, *, mu: float | None = None, tee: bool = False, options: dict | None = None,
               time_limit: float | None = None, tol: float = IPOPT_TOL, max_iter: int = 3000) -> NLPSolution:
+        if tee:  # -v: each solver log says which problem (and which step) it belongs to
+            step = "exact" if mu is None else f"continuation step mu = {mu:g}"
+            print(f"===== IPOPT: {self.name} ({step}) =====", file=sys.stderr, flush=True)
         opts = {"print_time": bool(tee), "error_on_fail": False, "show_eval_warnings": bool(tee),
                 "ipopt.print_level": 5 if tee else 0, "ipopt.sb": "yes", "ipopt.max_iter": int(max_iter),
                 "ipopt.tol": float(tol), "ipopt.bound_relax_factor": 0.0}
