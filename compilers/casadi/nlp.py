@@ -876,15 +876,15 @@ def _flush_c_stdio() -> None:
 @contextlib.contextmanager
 def _quiet_stdout(active: bool):
     """Silence stdout (``sys.stdout`` and fd 1) while ``active``: IPOPT prints a few lines (its banner, a
-    complaint about an invalid option) regardless of ``print_level``."""
-    if not active:
-        yield
-        return
+    complaint about an invalid option) regardless of ``print_level``.  Not active (``-v``): IPOPT's log goes
+    to stderr instead, so that stdout keeps only mechdsl's own output (``--json`` stays one object)."""
     try:
         sys.stdout.flush()
     except (AttributeError, OSError, ValueError):
         pass
-    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+    target = os.devnull if active else None
+    with (open(target, "w") if target else contextlib.nullcontext(sys.stderr)) as sink, \
+            contextlib.redirect_stdout(sink):
         try:
             saved = os.dup(1)
         except OSError:
@@ -892,7 +892,7 @@ def _quiet_stdout(active: bool):
             return
         try:
             _flush_c_stdio()
-            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno() if target else 2, 1)
             yield
         finally:
             _flush_c_stdio()
