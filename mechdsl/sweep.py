@@ -43,6 +43,7 @@ from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from .data import MAX_NESTING, _check_value
 from .errors import DataError, MechError, did_you_mean
 
 #: The most points one sweep may have.
@@ -152,18 +153,15 @@ def _number(text: str, where: str):
     return v
 
 
-def _check_number_tree(v, where: str, depth: int = 0):
-    if depth > 32:
-        raise SweepError(f"error: {where}: the value is nested too deeply")
-    if isinstance(v, list):
-        for x in v:
-            _check_number_tree(x, where, depth + 1)
-    elif isinstance(v, dict):
-        for x in v.values():
-            _check_number_tree(x, where, depth + 1)
-    elif isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+def _check_number_tree(v, where: str):
+    """A grid value is data like any --set value: the one validator of data values decides."""
+    try:
+        _check_value(v, where)
+    except DataError as exc:
+        if "nested" in str(exc):
+            raise SweepError(f"error: {where}: the value is nested too deeply (limit {MAX_NESTING})") from None
         raise SweepError(f"error: {where}: values must be finite numbers (or arrays of them), got "
-                         f"{json.dumps(v)[:40]}")
+                         f"{json.dumps(v, default=str)[:40]}") from None
 
 
 def parse_grid(text: str) -> tuple[str, list]:

@@ -32,10 +32,6 @@ from mechdsl.ir.sym import AuxRef, Expectation, IEnum, IterSum, OthersExpectatio
 from .form import ColumnBlock, RowBlock, StandardForm
 
 
-class _Empty(Exception):
-    """Control flow: a variable family over an empty index set."""
-
-
 class NotLinear(Exception):
     """The problem is not an LP/QP/MILP this builder can express (the reason is the message)."""
 
@@ -636,17 +632,15 @@ def build(problem: ir.Problem, inst, env: dict | None = None, eliminated: dict |
         local = dict(env)
         if v.domain is not None:
             local.update(zip(v.domain.binders, arrays))
-        try:
-            if size == 0:  # an empty index set: no bound to evaluate
-                lb = ub = x0 = np.zeros(0)
-                raise _Empty
-            lb = vec.floats(v.lb, local, size) if v.lb is not None else np.full(size, -np.inf)
-            ub = vec.floats(v.ub, local, size) if v.ub is not None else np.full(size, np.inf)
-            x0 = vec.floats(v.init, local, size) if v.init is not None else np.zeros(size)
-        except _Empty:
-            pass
-        except EvalError as exc:
-            raise exc.again(f"in var {v.name}: {exc.message}", exc.name, exc.span or v.span) from None
+        if size == 0:  # an empty index set: no bound to evaluate (its binders have no value)
+            lb = ub = x0 = np.zeros(0)
+        else:
+            try:
+                lb = vec.floats(v.lb, local, size) if v.lb is not None else np.full(size, -np.inf)
+                ub = vec.floats(v.ub, local, size) if v.ub is not None else np.full(size, np.inf)
+                x0 = vec.floats(v.init, local, size) if v.init is not None else np.zeros(size)
+            except EvalError as exc:
+                raise exc.again(f"in var {v.name}: {exc.message}", exc.name, exc.span or v.span) from None
         if v.kind == "nonnegative":
             lb = np.maximum(lb, 0)
         if v.kind == "binary":

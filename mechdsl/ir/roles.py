@@ -111,5 +111,5 @@ def _exprs(body) -> list:
     if isinstance(body, ir.Implication):
         return [body.premise] + _exprs(body.conclusion)
     if isinstance(body, ir.Complementarity):
-        return [body.left, body.right] if hasattr(body, "left") else list(getattr(body, "args", ()))
+        return [body.a, body.b]
     return []
