@@ -25,10 +25,12 @@ from typing import Any, Callable
 import numpy as np
 import sympy as sp
 
+from . import continuous
 from .errors import DataError, InternalError
 from .ir.sym import (ARG_TOL, HOLE, AuxRef, Component, DomainNode, Expectation, IEnum, IFilter, IfThenElse,
-                     IList, INamed, IPower, IProduct, IRange, IterAll, IterAny, IterArgMax, IterArgMin, IterMax,
-                     IterMin, IterProd, IterSum, Label, Others, OthersExpectation, Replace, ReportAt)
+                     IList, INamed, Infimum, IPower, IProduct, IRange, Iron, IterAll, IterAny, IterArgMax,
+                     IterArgMin, IterMax, IterMin, IterProd, IterSum, Label, Others, OthersExpectation, PriorFn,
+                     Replace, ReportAt)
 from .span import Span
 
 Fn = Callable[[dict, int], Any]
@@ -394,6 +396,12 @@ class Evaluator:
             return mod
         if isinstance(e, Expectation):
             return self._expect(e)
+        if isinstance(e, PriorFn):
+            return self._prior_fn(e)
+        if isinstance(e, Iron):
+            return self._iron(e)
+        if isinstance(e, Infimum):
+            return self._infimum(e)
         if isinstance(e, OthersExpectation):
             return self._expect_others(e)
         if isinstance(e, (Component, Others, Replace)):
@@ -620,8 +628,134 @@ class Evaluator:
             return fa(env, pol) if c else fb(env, pol)
         return choose
 
+    # ------------------------------------------------------ continuous priors
+    def _vec(self, expr, x: sp.Symbol):
+        """``expr`` as a function of the array bound to ``x`` (and the scalars of env): vectorised where the
+        form allows, else point by point."""
+        vec_ev = self if self.target.vector else self._vector_evaluator()
+        fv = vec_ev.compile(expr)
+        fs = self.compile(expr)
+
+        def run(env, xs):
+            env2 = dict(env)
+            env2[x] = xs
+            try:
+                out = fv(env2, 0)
+                if isinstance(out, np.ndarray) and out.shape == np.shape(xs):
+                    return out
+                return np.broadcast_to(np.asarray(out, dtype=float), np.shape(xs))
+            except VectorUnsupported:
+                out = []
+                for xv in np.asarray(xs, dtype=float).reshape(-1):
+                    env2[x] = float(xv)
+                    out.append(fs(env2, 0))
+                return np.asarray(out, dtype=float).reshape(np.shape(xs))
+        return run
+
+    def _vector_evaluator(self):
+        ev = getattr(self, "_vec_ev", None)
+        if ev is None:
+            ev = self._vec_ev = Evaluator(self.inst, VecTarget(self.inst))
+        return ev
+
+    def _truth_vec(self, cond, x: sp.Symbol, tol: float = continuous.CMP_TOL):
+        """A condition as a vectorised function of x, and its margin (a function whose sign is the truth, for
+        a comparison; else None).  A comparison holds within a relative CMP_TOL, so that rounding does not
+        decide it where the two sides are equal."""
+        if isinstance(cond, sp.core.relational.Relational) and cond.rel_op in ("<", "<=", ">", ">="):
+            fl, fr = self._vec(cond.lhs, x), self._vec(cond.rhs, x)
+            big = cond.rel_op in (">", ">=")
+
+            def margin(env, xs):
+                a, b = fl(env, xs), fr(env, xs)
+                slack = tol * np.maximum(1.0, np.maximum(np.abs(a), np.abs(b)))
+                return (a - b + slack) if big else (b - a + slack)
+            return (lambda env, xs: margin(env, xs) >= 0), margin
+        fc = self._vec(cond, x)
+        return (lambda env, xs: fc(env, xs) != 0), None
+
+    def _prior(self, name: str) -> "continuous.Prior":
+        prior = self.inst.priors.get(name)
+        if prior is None:
+            raise EvalError(f"'{name}' is not a continuous type")
+        return prior
+
+    def _prior_fn(self, e) -> Fn:
+        kind, t, x = e.args
+        fx = self.compile(x)
+        method = kind.name
+
+        def run(env, pol):
+            prior = self._prior(t.name)
+            xv = fx(env, 0)
+            out = getattr(prior, method)(xv)
+            return float(out) if np.ndim(out) == 0 else out
+        return run
+
+    def _iron(self, e) -> Fn:
+        t, g, arg, x = e.args
+        fg = self._vec(g, arg)
+        fx = self.compile(x)
+        labels = {a for n in sp.preorder_traversal(g) if isinstance(n, (PriorFn, Iron)) for a in n.args[:2]
+                  if isinstance(a, sp.Symbol)}  # names of priors and functions, not values
+        free = sorted((s for s in g.free_symbols - labels if s != arg), key=lambda s: s.name)
+        cache: dict = {}
+
+        def run(env, pol):
+            prior = self._prior(t.name)
+            key = tuple(env.get(s) for s in free)
+            if any(isinstance(k, np.ndarray) for k in key):
+                raise VectorUnsupported("iron() of a function of vectorised indices")
+            gfun = lambda xs: fg(env, xs)  # noqa: E731
+            if key not in cache:
+                try:
+                    cache[key] = prior.ironing(gfun)
+                except continuous.PriorError as exc:
+                    raise EvalError(f"iron({t.name}, ...): {exc}") from None
+            out = prior.ironed(gfun, cache[key], fx(env, 0))
+            return float(out) if np.ndim(out) == 0 else out
+        return run
+
+    def _infimum(self, e) -> Fn:
+        op, x, lo, hi, cond = e.args
+        flo, fhi = self.compile(lo), self.compile(hi)
+        truth, margin = self._truth_vec(cond, x)
+
+        def run(env, pol):
+            a, b = flo(env, 0), fhi(env, 0)
+            if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+                raise VectorUnsupported("inf{...} over vectorised bounds")
+            if not (math.isfinite(a) and math.isfinite(b)) or a > b:
+                raise EvalError(f"{op.name}{{...}}: [{a:g}, {b:g}] is not an interval")
+            return continuous.infimum(lambda xs: truth(env, xs), float(a), float(b), sup=op.name == "sup",
+                                      margin=(lambda xs: margin(env, xs)) if margin is not None else None)
+        return run
+
+    def _continuous_expect(self, e, prior) -> Fn:
+        body, label, cond = e.args
+        cond = None if cond is sp.true else cond
+        fb = self._vec(body, label)
+        fc, fm = self._truth_vec(cond, label) if cond is not None else (None, None)
+        rels = [r for r in sp.preorder_traversal(body) if isinstance(r, sp.core.relational.Relational)
+                and label in r.free_symbols]
+        switches = [self._truth_vec(r, label, tol=0.0) for r in rels]  # where the body's branches switch: exact
+
+        def run(env, pol):
+            def bind(f):
+                return (lambda xs: f(env, xs)) if f is not None else None
+            try:
+                value, err = prior.expect(bind(fb), [(bind(t), bind(m)) for t, m in switches], bind(fc), bind(fm))
+            except continuous.PriorError as exc:
+                raise EvalError(f"E[{label.name}](...): {exc}") from None
+            self.inst.note_quadrature(err)
+            return value
+        return run
+
     def _expect(self, e) -> Fn:
         body, label, cond = e.args
+        prior = getattr(self.inst, "priors", {}).get(label.name)
+        if prior is not None:
+            return self._continuous_expect(e, prior)
         cond = None if cond is sp.true else cond
         fb = self.compile(body)
         fc = self.compile(cond) if cond is not None else None

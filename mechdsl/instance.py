@@ -13,6 +13,7 @@ whose keys are the index tuples written ``"1,2"``.
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from typing import Any, Callable
@@ -25,7 +26,8 @@ import numpy as np
 
 from .evaluate import DataTarget, EvalError, Evaluator, VecTarget, VectorUnsupported, canon, flat_key as _flatten
 from .ir import nodes as ir
-from .ir.sym import HOLE, IPower
+from . import continuous
+from .ir.sym import HOLE, AuxRef, IInterval, IPower
 from .span import Span
 
 PROB_TOL = 1e-6
@@ -71,6 +73,12 @@ class Instance:
         self._pending: dict[str, dict] = {}  # params being defined by a recurrence: flat key -> binding
         self._aux_depth = 0
         self.populations: dict[str, tuple[list[tuple], list[tuple[dict, float]]]] = {}
+        #: continuous types: name -> Prior; and the largest error estimate of their quadratures
+        self.priors: dict[str, continuous.Prior] = {}
+        self.quadrature_error = 0.0
+        self.quadratures = 0
+        self._groups = _recurrence_groups(mech)
+        self._bound_groups: set = set()
         self.aux_results: dict[tuple[str, tuple], dict[str, float]] = {}
         self.aux_status: dict[tuple[str, tuple], str] = {}
         self._aux_active: set = set()
@@ -300,7 +308,24 @@ class Instance:
         self._others_cache[(name, agent)] = out
         return out
 
+    def note_quadrature(self, err: float):
+        self.quadratures += 1
+        self.quadrature_error = max(self.quadrature_error, err)
+
+    def _bind_continuous_type(self, d: ir.TypeDef):
+        a, b = (self.ev.value(x) for x in d.node.args)
+        density = None
+        if d.density is not None:
+            density_of = self.ev._vec(d.density, sp.Symbol(d.name))
+            density = lambda xs: density_of({}, xs)  # noqa: E731
+        try:
+            self.priors[d.name] = continuous.Prior(d.name, float(a), float(b), density)
+        except continuous.PriorError as exc:
+            raise EvalError(str(exc), span=d.span) from None
+
     def _bind_TypeDef(self, d: ir.TypeDef):
+        if isinstance(d.node, IInterval):
+            return self._bind_continuous_type(d)
         if d.agents is not None:
             return self._bind_agent_type(d)
         elems = self.ev.set_elements(d.node)
@@ -368,10 +393,13 @@ class Instance:
             values = self._from_data(d, keys, nums, where)
         elif d.value is not None:
             where = DataSource(str(d.span), d.span, self.mech.source)
+            group = self._groups.get(d.name)
             if d.domain is None:
                 values = {(): self._num(self.ev.value(d.value), d, where)}
-            elif any(ix.base.label.name == d.name for ix in d.value.atoms(sp.Indexed)):
-                values = self._recurrence(d, where)
+            elif group is not None:  # defined in a cycle: bottom-up, with the other params of the cycle
+                if d.name in self._bound_groups:
+                    return
+                return self._bind_group(group)
             else:
                 values = self._vector_values(d, keys)
                 if values is None:  # the scalar path: exact errors, any index set
@@ -389,41 +417,66 @@ class Instance:
         self.param_keys[d.name] = keys
         self.params[d.name] = values[()] if d.domain is None else values
 
+    def _bind_group(self, names: list[str]):
+        """Params defined in terms of each other (a system of recurrences, as R[h] and theta[h]): bound
+        together, bottom-up, at the first one's declaration."""
+        decls = [self.mech.decl(n) for n in names]
+        wheres = [DataSource(str(d.span), d.span, self.mech.source) for d in decls]
+        self._bound_groups.update(names)
+        tables = self._recurrence_system(decls, wheres)
+        for d, where in zip(decls, wheres):
+            self._check_domain(d, tables[d.name], where)
+            self.param_keys[d.name] = list(tables[d.name])
+            self.params[d.name] = tables[d.name]
+
     def _recurrence(self, d: ir.ParamDef, where) -> dict:
-        """A param defined in terms of itself at other indices, evaluated bottom-up with an explicit stack
-        (no Python recursion, no depth limit): each value is computed once, after the values it needs."""
-        binders = d.domain.binders
-        nested = {_flatten(k): k for k in self.ev.domain_keys(d.domain)}
-        values: dict = {}
-        self.params[d.name] = values
-        self._pending[d.name] = nested
-        fn = self.ev.compile(d.value)
+        return self._recurrence_system([d], [where])[d.name]
+
+    def _recurrence_system(self, decls: list, wheres: list) -> dict:
+        """Params defined in terms of themselves (and each other) at other indices, evaluated bottom-up with
+        an explicit stack (no Python recursion, no depth limit): each value is computed once, after the
+        values it needs."""
+        by_name = {d.name: (d, w) for d, w in zip(decls, wheres)}
+        nested, tables, fns = {}, {}, {}
+        for d in decls:
+            nested[d.name] = {_flatten(k): k for k in self.ev.domain_keys(d.domain)}
+            tables[d.name] = {}
+            self.params[d.name] = tables[d.name]
+            self._pending[d.name] = nested[d.name]
+            fns[d.name] = self.ev.compile(d.value)
         try:
-            for key in nested:
-                if key in values:
-                    continue
-                stack, on_stack = [key], {key}
-                while stack:
-                    k = stack[-1]
-                    try:
-                        v = fn(dict(zip(binders, nested[k])), 0)
-                    except _Need as need:
-                        kind, name, k2 = need.what
-                        if kind != "param" or name != d.name:
-                            raise
-                        if k2 in on_stack:
-                            cyc = stack[stack.index(k2):] + [k2]
-                            raise EvalError(f"param '{d.name}' is defined in a cycle: "
-                                            + " -> ".join(f"{d.name}[{','.join(map(str, c))}]" for c in cyc),
-                                            name=d.name, span=d.span) from None
-                        stack.append(k2)
-                        on_stack.add(k2)
+            for d in decls:
+                for key in nested[d.name]:
+                    if key in tables[d.name]:
                         continue
-                    values[k] = self._num(v, d, where)
-                    on_stack.discard(stack.pop())
+                    top = (d.name, key)
+                    stack, on_stack = [top], {top}
+                    while stack:
+                        name, k = stack[-1]
+                        dn, where = by_name[name]
+                        try:
+                            v = fns[name](dict(zip(dn.domain.binders, nested[name][k])), 0)
+                        except _Need as need:
+                            kind, name2, k2 = need.what
+                            if kind != "param" or name2 not in by_name:
+                                raise
+                            item = (name2, k2)
+                            if item in on_stack:
+                                cyc = stack[stack.index(item):] + [item]
+                                what = (f"param '{name}'" if len(decls) == 1 else
+                                        "params " + ", ".join(f"'{x.name}'" for x in decls))
+                                raise EvalError(f"{what} defined in a cycle: "
+                                                + " -> ".join(f"{n}[{','.join(map(str, c))}]" for n, c in cyc),
+                                                name=name, span=dn.span) from None
+                            stack.append(item)
+                            on_stack.add(item)
+                            continue
+                        tables[name][k] = self._num(v, dn, where)
+                        on_stack.discard(stack.pop())
         finally:
-            del self._pending[d.name]
-        return values
+            for d in decls:
+                del self._pending[d.name]
+        return {name: {k: t[k] for k in nested[name]} for name, t in tables.items()}  # in index order
 
     def _vector_values(self, d: ir.ParamDef, keys: list[tuple]) -> dict | None:
         """An indexed param's values from one vectorised evaluation over all keys, or None.
@@ -544,6 +597,54 @@ class Instance:
                 if ((op == ">=" and v < b) or (op == "<=" and v > b) or (op == ">" and v <= b)
                         or (op == "<" and v >= b)):
                     raise data_error(where, f"{label} = {v} is out of range: {d.name} {op} {b} is required")
+
+
+def _names_in(obj, out: set):
+    """The params and aux problems an IR object (an expression, a problem, a dataclass of them) reads."""
+    if isinstance(obj, sp.Basic):
+        for n in sp.preorder_traversal(obj):
+            if isinstance(n, sp.Indexed):
+                out.add(n.base.label.name)
+            elif isinstance(n, AuxRef):
+                out.add(n.args[0].name)
+            elif isinstance(n, sp.Symbol):
+                out.add(n.name)
+    elif isinstance(obj, (tuple, list)):
+        for x in obj:
+            _names_in(x, out)
+    elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        for f in dataclasses.fields(obj):
+            if f.name != "span":
+                _names_in(getattr(obj, f.name), out)
+    return out
+
+
+def _recurrence_groups(mech: ir.Mechanism) -> dict[str, list[str]]:
+    """Indexed params defined in a cycle (through themselves, each other or aux problems, as R[h] =
+    A[h].objective with A[h] reading R[h - l]): name -> the params of its cycle, in declaration order."""
+    params = mech.params
+    refs = {}
+    for d in mech.data_decls:
+        if isinstance(d, ir.ParamDef) and d.domain is not None and isinstance(d.value, sp.Basic):
+            refs[d.name] = _names_in(d.value, set())
+        elif isinstance(d, ir.AuxDef):
+            refs[d.name] = _names_in((d.problem, d.tiebreak), set())
+    for k in refs:
+        refs[k] &= set(refs)
+
+    def reach(a):
+        seen, todo = set(), [a]
+        while todo:
+            x = todo.pop()
+            for y in refs.get(x, ()):
+                if y not in seen:
+                    seen.add(y)
+                    todo.append(y)
+        return seen
+    reaches = {a: reach(a) for a in refs}
+    order = [d.name for d in mech.data_decls if d.name in refs and d.name in params]
+    return {a: [b for b in order if b == a or (b in reaches[a] and a in reaches[b])]
+            for a in order if a in reaches[a]}
 
 
 def _check_probs(probs, what):

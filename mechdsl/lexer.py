@@ -15,20 +15,21 @@ from pygments.token import Comment, Keyword, Name, Number, Operator, Punctuation
 
 __all__ = ["MechLexer", "DECLARATIONS", "CONSTRAINT_KINDS", "BUILTINS", "KEYWORDS"]
 
-#: Words that start a declaration (``truthful`` is the mechanism kind of grammar/mechanisms/truthful.lark).
+#: Words that start a declaration (``truthful`` and ``stagewise`` are the mechanism kinds of grammar/mechanisms/).
 DECLARATIONS = ("param", "set", "type", "population", "var", "def", "utility", "aux", "report", "tiebreak",
-                "truthful")
+                "truthful", "stagewise")
 #: Constraint kinds (and the ``check`` prefix: verified, not imposed).
 CONSTRAINT_KINDS = ("ic", "ir", "budget", "feasibility", "constraint", "check")
 SENSES = ("maximize", "minimize")
 DOMAINS = ("real", "nonnegative", "binary", "integer")
 #: Other keywords: conditionals, logic, set membership, attributes of declarations.
-KEYWORDS = ("if", "then", "else", "in", "init", "uniform", "multinomial", "over", "reserve")
+KEYWORDS = ("if", "then", "else", "in", "init", "uniform", "density", "multinomial", "over", "reserve", "value",
+            "days", "payment", "margin", "inf", "sup")
 OPERATOR_WORDS = ("and", "or", "not")
 #: Iterated forms ``op{i in S} body`` and quantifiers.
 ITERATED = ("sum", "prod", "max", "min", "argmax", "argmin", "forall", "exists")
 #: Built-in functions (mechdsl/semantics/check.py BUILTINS) and forms written like calls.
-BUILTINS = ("sqrt", "log", "exp", "abs", "floor", "ceil", "mod", "complements")
+BUILTINS = ("sqrt", "log", "exp", "abs", "floor", "ceil", "mod", "complements", "cdf", "pdf", "phi", "phibar", "iron")
 #: Attributes of an auxiliary problem besides its variables.
 AUX_ATTRIBUTES = ("objective", "feasible")
 

@@ -14,11 +14,12 @@ import math
 import sympy as sp
 
 from ..errors import Diagnostic, MechSemanticError
-from ..semantics.check import SymbolTable
+from ..semantics.check import PRIOR_FNS, SymbolTable
 from ..syntax import ast
 from . import nodes as ir
 from .roles import classify
-from .sym import (ITERATED, AuxRef, Component, DomainNode, Expectation, IFilter, IfThenElse, IList, INamed,
+from .sym import (ITERATED, AuxRef, Component, DomainNode, Expectation, IFilter, IfThenElse, IInterval, Infimum,
+                  Iron, PriorFn, IList, INamed,
                   IPower, IProduct, IRange, Label, Others, OthersExpectation, Replace, ReportAt)
 
 _REL = {"<=": sp.Le, ">=": sp.Ge, "==": sp.Eq, "!=": sp.Ne, "<": sp.Lt, ">": sp.Gt}
@@ -70,6 +71,7 @@ class Lowerer:
         self.utilities: list[ir.UtilityDef] = []
         self.functions: list[ir.UtilityDef] = []
         self._expansions: dict[tuple, tuple] = {}  # (def, argument expressions) -> (expansion, def kept alive)
+        self._def_scope: dict[int, dict] = {}  # id(def inside an aux) -> the aux's index scope
         self.reports: dict[str, ast.ReportDecl] = {}  # a report used in a later report is expanded in place
         self.agents: dict[str, sp.Basic] = {}  # profile name -> its agent set node (binders over V^N, E[v])
         self.param_decls = {d.name: d for d in module.items if isinstance(d, ast.ParamDecl)}
@@ -98,8 +100,10 @@ class Lowerer:
                     data.append(ir.TypeDef(item.name, IPower(self.set_node(item.set, {}), agents), 1,
                                            item.prior, item.span, agents, kind))
                 else:
+                    density = (self.expr(item.density, {item.name: sp.Symbol(item.name)})
+                               if item.density is not None else None)
                     data.append(ir.TypeDef(item.name, self.set_node(item.set, {}), self.table[item.name].dim,
-                                           item.prior, item.span))
+                                           item.prior, item.span, density=density))
             elif isinstance(item, ast.PopulationDecl):
                 data.append(ir.PopulationDef(item.name, self.expr(item.count, {}), item.source, item.span))
             elif isinstance(item, ast.DefDecl):
@@ -153,6 +157,8 @@ class Lowerer:
         return 1
 
     def set_node(self, s, scope) -> sp.Basic:
+        if isinstance(s, ast.IntervalSet):
+            return IInterval(self.expr(s.lo, scope), self.expr(s.hi, scope))
         if isinstance(s, ast.RangeSet):
             return IRange(self.expr(s.lo, scope), self.expr(s.hi, scope))
         if isinstance(s, ast.NamedSet):
@@ -260,6 +266,7 @@ class Lowerer:
                 obj = self.objective(item, scope)
             elif isinstance(item, ast.DefDecl):
                 self.defs[item.name] = item
+                self._def_scope[id(item)] = scope  # the aux's indices are visible in its defs
         self.defs = saved
         return ir.AuxDef(d.name, dom, len(dom.binders) if dom else 0,
                          ir.Problem(tuple(vars_), tuple(cons), obj), d.span, tie)
@@ -339,6 +346,8 @@ class Lowerer:
         args = [self.number_expr(a, scope, what) for a in e.args]
         if e.func in _FUNCS:
             return _FUNCS[e.func](args[0])
+        if e.func in PRIOR_FNS and e.func not in self.defs:
+            return self._prior_call(e, scope)
         if e.func == "mod":
             return sp.Mod(*args)
         if e.func in ("min", "max"):
@@ -351,8 +360,32 @@ class Lowerer:
         key = (id(d), tuple(args))  # memoised: a def's expansion depends only on the def and its arguments
         hit = self._expansions.get(key)
         if hit is None:
-            hit = self._expansions[key] = (self.expr(d.body, dict(zip(d.params, args))), d)
+            inner = dict(self._def_scope.get(id(d), {}))
+            inner.update(zip(d.params, args))
+            hit = self._expansions[key] = (self.expr(d.body, inner), d)
         return hit[0]
+
+    def _prior_call(self, e, scope):
+        """cdf/pdf/phi/phibar(v[, x]) and iron(v, g[, x]) of a continuous type v."""
+        t = sp.Symbol(e.args[0].id)
+        rest = list(e.args[1:])
+        g = arg = None
+        if e.func == "iron":
+            arg = sp.Symbol(f"_iron_{t.name}")
+            inner = dict(scope)
+            inner[t.name] = arg
+            g = self.number_expr(rest.pop(0), inner, "the function ironed by iron()")
+        x = self.number_expr(rest[0], scope, f"the point of {e.func}()") if rest else scope[t.name]
+        if e.func == "iron":
+            return Iron(t, g, arg, x)
+        return PriorFn(sp.Symbol(e.func), t, x)
+
+    def ex_Infimum(self, e, scope):
+        x = sp.Symbol(e.binders[0])
+        lo, hi = self.expr(e.set.lo, scope), self.expr(e.set.hi, scope)
+        inner = dict(scope)
+        inner[e.binders[0]] = x
+        return Infimum(sp.Symbol(e.op), x, lo, hi, self.expr(e.cond, inner))
 
     def ex_BinOp(self, e, scope):
         what = f"an operand of '{e.op}'"

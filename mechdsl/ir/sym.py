@@ -56,6 +56,13 @@ class IPower(SetNode):
         return self.args[1]
 
 
+class IInterval(SetNode):
+    """``[lo, hi]``: a closed real interval (the support of a continuous type); args: (lo, hi)."""
+
+    def _sympystr(self, p):
+        return f"[{p._print(self.args[0])}, {p._print(self.args[1])}]"
+
+
 class IEnum(SetNode):
     """An explicit, already evaluated list of element tuples (made by reductions)."""
 
@@ -169,6 +176,32 @@ class ReportAt(sp.Expr):
 
 class AuxRef(sp.Expr):
     """``aux[idx].attr`` or ``aux[idx].x[k]``; args: (Symbol(aux), Tuple(idx...), Symbol(attr)[, Tuple(k...)])."""
+
+
+class PriorFn(sp.Expr):
+    """``cdf(v, x)``, ``pdf``, ``phi`` (the virtual value x - (1 - F(x)) / f(x)) or ``phibar`` (its ironed
+    version) of the continuous type v at the point x; args: (Symbol(kind), Symbol(v), x)."""
+
+    def _sympystr(self, p):
+        kind, t, x = self.args
+        return f"{kind.name}({t.name}, {p._print(x)})"
+
+
+class Iron(sp.Expr):
+    """``iron(v, g, x)``: the function g of v ironed under v's prior (the slope of the convex hull of
+    H(q) = integral of g(F^-1) from 0 to q), at x; args: (Symbol(v), g, the symbol g uses for v, x)."""
+
+    def _sympystr(self, p):
+        t, g, arg, x = self.args
+        return f"iron({t.name}, {p._print(g.subs(arg, t))}, {p._print(x)})"
+
+
+class Infimum(sp.Expr):
+    """``inf{x in [lo, hi]: cond}`` or ``sup``; args: (Symbol(op), x, lo, hi, cond)."""
+
+    def _sympystr(self, p):
+        op, x, lo, hi, cond = self.args
+        return f"{op.name}{{{p._print(x)} in [{p._print(lo)}, {p._print(hi)}]: {p._print(cond)}}}"
 
 
 #: Iterated forms by the op of the spec: the SymPy class of each.

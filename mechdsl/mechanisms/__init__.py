@@ -24,11 +24,12 @@ class MechanismKind:
 
 
 def _kinds() -> tuple[MechanismKind, ...]:
-    from . import truthful
+    from . import stagewise, truthful
 
     #: Every registered kind, in load order.  Add one line per new kind.
     return (
         truthful.SPEC,
+        stagewise.SPEC,
     )
 
 

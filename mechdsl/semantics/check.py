@@ -30,6 +30,11 @@ PROFILE_KINDS = ("profile", "others")
 #: Built-in functions: name -> (min args, max args or None for n-ary).
 BUILTINS = {"sqrt": (1, 1), "log": (1, 1), "exp": (1, 1), "abs": (1, 1),
             "min": (2, None), "max": (2, None), "floor": (1, 1), "ceil": (1, 1), "mod": (2, 2)}
+#: Functions of a declared continuous prior: name -> (min args, max args).  The first argument names the
+#: type; the point is the type's current value (inside E[v](...), inf{v in ...}) or the last argument.
+#: ``iron(v, g[, x])`` irons the function g of v (the slope of the convex hull of its integral in quantile
+#: space); ``phibar(v)`` = ``iron(v, phi(v))``.  A declared name with one of these names takes precedence.
+PRIOR_FNS = {"cdf": (1, 2), "pdf": (1, 2), "phi": (1, 2), "phibar": (1, 2), "iron": (2, 3)}
 #: Built-ins whose arguments must be data (params and indices), never decision variables.
 DATA_ONLY = ("floor", "ceil", "mod")
 #: Attributes of every aux problem (besides its variables), with their sort.
@@ -50,6 +55,7 @@ class Symbol:
     aux_vars: dict[str, int] = field(default_factory=dict)  # for aux: var name -> dim
     body_has_var: bool = False  # for defs: the body itself mentions a variable
     profile: bool = False  # for types: one type per agent (``type v[i in N] in V ~ f``)
+    continuous: bool = False  # for types: a real interval ``type v in [a, b] ~ uniform | density(...)``
     labels: bool = False  # for sets: a set of labels (``set X = {build, skip};``)
 
 
@@ -98,6 +104,13 @@ class Checker:
         self.in_aux: str | None = None
         self.in_report = False
         self.objectives = 0
+        self._interval_ok = False  # a real interval [a, b] is allowed in the set being checked
+        # Systems of recurrences: a param's value may refer to a later param that refers back to it.
+        self._later: dict[str, tuple[int, ast.ParamDecl]] = {}
+        self._pos = 0
+        self._cur_param: str | None = None
+        self._refs: dict[str, set] = {}
+        self._forward_refs: list[tuple[str, str, Span]] = []
 
     # ------------------------------------------------------------- plumbing
     def error(self, msg, span, help=None, notes=()):
@@ -128,8 +141,14 @@ class Checker:
 
     # ------------------------------------------------------------ top level
     def run(self) -> SymbolTable:
-        for item in self.module.items:
+        for k, item in enumerate(self.module.items):
+            if isinstance(item, ast.ParamDecl) and item.index is not None and item.value is not None \
+                    and not isinstance(item.value, ast.ArrayLit):
+                self._later[item.name] = (k, item)
+        for k, item in enumerate(self.module.items):
+            self._pos = k
             self.item(item)
+        self._check_forward_refs()
         if self.objectives == 0 and any(isinstance(i, (ast.VarDecl,)) for i in self.module.items):
             self.error("the spec declares variables but no objective", self.module.span,
                        help="add 'maximize ...;' or 'minimize ...;'")
@@ -186,6 +205,14 @@ class Checker:
 
     # ---------------------------------------------------------------- sets
     def set_expr(self, s, scope) -> int | None:
+        if isinstance(s, ast.IntervalSet):
+            if not self._interval_ok:
+                self.error("a real interval [a, b] cannot be an index set here", s.span,
+                           help="an interval is the support of a continuous type (type v in [a, b] ~ uniform) "
+                                "or the range of inf{v in [a, b]: ...}; for a finite set write a..b")
+            self.expect_sort(s.lo, scope, NUM, "an interval bound", allow_var=False)
+            self.expect_sort(s.hi, scope, NUM, "an interval bound", allow_var=False)
+            return 1
         if isinstance(s, ast.RangeSet):
             self.expect_sort(s.lo, scope, NUM, "a range bound", allow_var=False)
             self.expect_sort(s.hi, scope, NUM, "a range bound", allow_var=False)
@@ -262,17 +289,50 @@ class Checker:
                 self.error(f"param '{d.name}' is scalar but is given an array", d.value.span)
             self.array(d.value, _Scope())
         elif d.value is not None:
-            # An indexed param may refer to itself at other indices (a recurrence, evaluated bottom-up).
-            provisional = dim > 0 and self.lookup(d.name) is None
-            if provisional:
-                self.table[d.name] = Symbol("param", dim, d)
+            # An indexed param may refer to itself at other indices (a recurrence, evaluated bottom-up), and
+            # to a later indexed param that refers back to it (a system of recurrences, as R[h] and theta[h]).
+            provisional = [d] if dim > 0 and self.lookup(d.name) is None else []
+            provisional += [d2 for name, (k, d2) in self._later.items()
+                            if k > self._pos and self.lookup(name) is None]
+            for d2 in provisional:
+                self.table[d2.name] = Symbol("param", sum(len(it.binders) or 1 for it in d2.index.items), d2)
+            self._cur_param, self._refs[d.name] = d.name, set()
             try:
                 self.expect_sort(d.value, scope, NUM, f"the value of param '{d.name}'", allow_var=False)
             finally:
-                if provisional:
-                    del self.table[d.name]
+                self._cur_param = None
+                for d2 in provisional:
+                    del self.table[d2.name]
         joint = (d.index is not None and len(d.index.items) == 1 and isinstance(d.index.items[0].set, ast.PowerSet))
         self.declare(d.name, Symbol("param", dim, d, profile=joint), d.span)
+
+    def _param_use(self, name: str, span):
+        """Record a param read inside a param's value (for systems of recurrences)."""
+        if self._cur_param is None:
+            return
+        self._refs[self._cur_param].add(name)
+        later = self._later.get(name)
+        if later is not None and later[0] > self._pos:
+            self._forward_refs.append((self._cur_param, name, span))
+
+    def _check_forward_refs(self):
+        """A reference to a later param is allowed only inside a cycle of definitions (they are evaluated
+        together, bottom-up); otherwise it is a use before declaration."""
+        def reaches(a, b):
+            seen, todo = set(), [a]
+            while todo:
+                x = todo.pop()
+                if x == b:
+                    return True
+                if x not in seen:
+                    seen.add(x)
+                    todo.extend(self._refs.get(x, ()))
+            return False
+        for a, b, span in self._forward_refs:
+            if not reaches(b, a):
+                self.error(f"param '{b}' is used before its declaration", span,
+                           help=f"declare '{b}' before '{a}' (a param may refer to a later one only when the two "
+                                "are defined in terms of each other, as a system of recurrences)")
 
     def array(self, a: ast.ArrayLit, scope):
         for e in a.elements:
@@ -282,6 +342,11 @@ class Checker:
                 self.expect_sort(e, scope, NUM, "an array element", allow_var=False)
 
     def decl_TypeDecl(self, d: ast.TypeDecl):
+        if isinstance(d.set, ast.IntervalSet):
+            return self._continuous_type(d)
+        if d.density is not None:
+            self.error("a density needs a real interval as the type set: type v in [a, b] ~ density(...)",
+                       d.prior_span)
         if d.agents is not None:
             return self._agent_type(d)
         dim = self.set_expr(d.set, _Scope())
@@ -291,6 +356,23 @@ class Checker:
                 self.error(f"the prior '{d.prior}' has {sym.dim} index(es) but the type set has dimension {dim}",
                            d.prior_span)
         self.declare(d.name, Symbol("type", dim or 1, d), d.span)
+
+    def _continuous_type(self, d: ast.TypeDecl):
+        """``type v in [a, b] ~ uniform`` or ``~ density(expr)``: a continuous one-dimensional type."""
+        if d.agents is not None:
+            self.error("a continuous type per agent is not supported; declare a type over a finite set "
+                       "(type v[i in N] in V ~ f)", d.agents.span)
+        self._interval_ok = True
+        try:
+            self.set_expr(d.set, _Scope())
+        finally:
+            self._interval_ok = False
+        if d.prior is not None:
+            self.error(f"a continuous type takes ~ uniform or ~ density(...), not the table '{d.prior}'",
+                       d.prior_span, help=f"for a finite type set write type {d.name} in 1..K ~ {d.prior}")
+        if d.density is not None:
+            self.expect_sort(d.density, _Scope(names={d.name: "type"}), NUM, "a density", allow_var=False)
+        self.declare(d.name, Symbol("type", 1, d, continuous=True), d.span)
 
     def _prior_param(self, d: ast.TypeDecl):
         """The param a type's prior names, or None (uniform, or an error already reported)."""
@@ -362,12 +444,14 @@ class Checker:
             if op in ("<", ">"):
                 self.error(f"a variable bound must be '<=' or '>=', not '{op}'", e.span)
 
-    def decl_DefDecl(self, d: ast.DefDecl):
+    def decl_DefDecl(self, d: ast.DefDecl, outer: "_Scope | None" = None):
+        """A def; inside an aux block (``outer``: the aux's indices) its body may use the aux's indices."""
+        outer = outer or _Scope()
         names = {}
         for p in d.params:
-            self.binder(p, d.span, _Scope(), names)
+            self.binder(p, d.span, outer, names)
             names[p] = "arg"
-        info = self.expr(d.body, _Scope(names=names))
+        info = self.expr(d.body, outer.child(names))
         sym = Symbol("utility" if d.utility else "def", len(d.params), d, body_has_var=info.has_var)
         self.declare(d.name, sym, d.span)
 
@@ -427,6 +511,11 @@ class Checker:
         self.declare(d.name, sym, d.span)
         saved = (self.local, self.in_aux, self.objectives)
         self.local, self.in_aux, self.objectives = {}, d.name, 0
+        # An aux may read a later param that reads the aux back (R[h] = A[h].objective, a recurrence).
+        provisional = [d2 for name, (k, d2) in self._later.items() if k > self._pos and self.lookup(name) is None]
+        for d2 in provisional:
+            self.table[d2.name] = Symbol("param", sum(len(it.binders) or 1 for it in d2.index.items), d2)
+        self._cur_param, self._refs[d.name] = d.name, set()
         # Aux binders (scope) are visible to every item of the block.
         for item in d.items:
             if isinstance(item, ast.ObjectiveDecl) and item.tiebreak:
@@ -449,11 +538,16 @@ class Checker:
                     self.expect_sort(item.init, inner, NUM, f"the initial value of var '{item.name}'", allow_var=False)
                 self.declare(item.name, Symbol("var", vdim, item), item.span)
                 sym.aux_vars[item.name] = vdim
+            elif isinstance(item, ast.DefDecl):
+                self.decl_DefDecl(item, scope)
             else:
                 self.item(item)
         if self.objectives == 0:
             self.error(f"aux '{d.name}' has no objective", d.span)
         self.local, self.in_aux, self.objectives = saved
+        self._cur_param = None
+        for d2 in provisional:
+            del self.table[d2.name]
 
     # --------------------------------------------------------- expressions
     def unknown(self, name, span):
@@ -492,13 +586,16 @@ class Checker:
         if sym is None:
             self.unknown(e.id, e.span)
             return _Info(None)
+        if sym.kind == "param":
+            self._param_use(e.id, e.span)
         if sym.kind in ("param", "var"):
             if sym.dim != 0:
                 self.error(f"{sym.kind} '{e.id}' needs {sym.dim} index(es)", e.span,
                            help=f"write {e.id}[{', '.join('…' for _ in range(sym.dim))}]")
             return _Info(NUM, sym.kind == "var")
         if sym.kind == "type":
-            self.error(f"type '{e.id}' can only be used inside E[{e.id}](...)", e.span)
+            self.error(f"type '{e.id}' can only be used inside E[{e.id}](...)" +
+                       (f" or inf{{{e.id} in [a, b]: ...}}" if sym.continuous else ""), e.span)
             return _Info(NUM)
         if sym.kind == "population":
             self.error(f"population '{e.id}' can only be used inside E[{e.id}](...)", e.span)
@@ -550,6 +647,8 @@ class Checker:
             return _Info(None)
         if sym.kind == "aux":
             self.error(f"aux '{e.base}' needs an attribute, e.g. {e.base}[...].objective", e.span)
+        if sym.kind == "param":
+            self._param_use(e.base, e.base_span)
         if nargs != sym.dim:
             self.error(f"wrong number of indices for {sym.kind} '{e.base}': expected {sym.dim}, got {nargs}",
                        e.span, notes=[f"'{e.base}' is declared at {sym.decl.span}"])
@@ -635,6 +734,8 @@ class Checker:
         if sym is None:
             self.unknown(base, bspan)
             return _Info(NUM)
+        if sym is not None and sym.kind == "aux":
+            self._param_use(base, e.span)
         if sym.kind != "aux":
             self.error(f"'{base}' is a {sym.kind}; only an aux problem has attributes", bspan)
             return _Info(NUM)
@@ -661,6 +762,8 @@ class Checker:
         return _Info(NUM)
 
     def ex_Call(self, e: ast.Call, scope):
+        if e.func in PRIOR_FNS and self.lookup(e.func) is None and scope.lookup(e.func) is None:
+            return self._prior_call(e, scope)
         if e.func in BUILTINS:
             infos = [self.expect_sort(a, scope, NUM, f"an argument of {e.func}()") for a in e.args]
         else:
@@ -687,6 +790,56 @@ class Checker:
             self.error(f"{e.func}() takes {sym.dim} argument(s), got {len(e.args)}", e.span,
                        notes=[f"'{e.func}' is defined at {sym.decl.span}"])
         return _Info(NUM, has_var or sym.body_has_var)
+
+    def _prior_call(self, e: ast.Call, scope) -> _Info:
+        """``cdf(v)``, ``pdf(v, x)``, ``phi(v)``, ``phibar(v)``, ``iron(v, g[, x])`` of a continuous type v."""
+        lo, hi = PRIOR_FNS[e.func]
+        n = len(e.args)
+        form = f"{e.func}(v{', g' if e.func == 'iron' else ''}[, x])"
+        if n < lo or n > hi:
+            self.error(f"{e.func}() takes {lo} or {hi} arguments ({form}), got {n}", e.span)
+            return _Info(NUM)
+        first = e.args[0]
+        sym = self.lookup(first.id) if isinstance(first, ast.Name) else None
+        if sym is None or sym.kind != "type" or not sym.continuous:
+            self.error(f"the first argument of {e.func}() must name a continuous type (type v in [a, b] ~ ...)",
+                       first.span, help=f"{form}: the prior of v, at v's value or at the point x")
+            for a in e.args[1:]:
+                self.expr(a, scope)
+            return _Info(NUM)
+        name = first.id
+        rest = list(e.args[1:])
+        if e.func == "iron":
+            self.expect_sort(rest.pop(0), scope.child({name: "type"}), NUM, "the function ironed by iron()",
+                             allow_var=False)
+        if rest:
+            self.expect_sort(rest[0], scope, NUM, f"the point of {e.func}()", allow_var=False)
+        elif scope.lookup(name) is None:
+            self.error(f"{e.func}({name}{', ...' if e.func == 'iron' else ''}) needs the value of '{name}': use it "
+                       f"inside E[{name}](...) or inf{{{name} in [a, b]: ...}}, or give the point as the last "
+                       "argument", e.span)
+        return _Info(NUM)
+
+    def ex_Infimum(self, e: ast.Infimum, scope):
+        if len(e.binders) != 1:
+            self.error(f"{e.op}{{...}} binds one name over an interval", e.span)
+        if not isinstance(e.set, ast.IntervalSet):
+            self.error(f"{e.op}{{...}} ranges over a real interval [a, b]", e.set.span,
+                       help="for the least element of a finite set write min{i in S: cond} i")
+        self._interval_ok = True
+        try:
+            self.set_expr(e.set, scope)
+        finally:
+            self._interval_ok = False
+        b = e.binders[0]
+        sym = self.lookup(b)
+        if sym is not None and sym.kind == "type" and sym.continuous and scope.lookup(b) is None:
+            kind = "type"  # the binder is the continuous type's variable: cdf(v), phi(v), ... are at it
+        else:
+            self.binder(b, e.span, scope, {})
+            kind = "index"
+        self.expect_sort(e.cond, scope.child({b: kind}), BOOL, f"the condition of {e.op}{{...}}", allow_var=False)
+        return _Info(NUM)
 
     def ex_BinOp(self, e: ast.BinOp, scope):
         a = self.expect_sort(e.left, scope, NUM, f"an operand of '{e.op}'")
@@ -768,6 +921,11 @@ class Checker:
         if e.condition is not None:
             self.expect_sort(e.condition, inner, BOOL, "the condition of E[...]", allow_var=False)
         info = self.expect_sort(e.body, inner, NUM, "the body of E[...]")
+        if sym.continuous and info.has_var:
+            self.error(f"E[{e.subject}](...) over the continuous type '{e.subject}' is computed by quadrature, "
+                       "so its body cannot depend on decision variables", e.body.span,
+                       help=f"declare the type over a finite grid to optimise over it, e.g. type {e.subject} in "
+                            f"1..K ~ f with param f[k in 1..K] its probabilities")
         return _Info(NUM, info.has_var)
 
     def ex_ArrayLit(self, e, scope):

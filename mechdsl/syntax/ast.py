@@ -172,6 +172,24 @@ class RangeSet(Node):
 
 
 @dataclass(frozen=True, slots=True)
+class IntervalSet(Node):
+    """``[lo, hi]``: a closed real interval (a continuous type's support, the range of inf/sup)."""
+
+    lo: Expr
+    hi: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class Infimum(Node):
+    """``inf{v in [a, b]: cond}`` (or ``sup``): the infimum of the points of the interval where cond holds."""
+
+    op: str
+    binders: tuple
+    set: SetExpr
+    cond: "Expr"
+
+
+@dataclass(frozen=True, slots=True)
 class NamedSet(Node):
     name: str
 
@@ -246,6 +264,7 @@ class TypeDecl(Node):
     prior: str | None
     prior_span: Span
     agents: "IndexSpec | None" = None
+    density: "Expr | None" = None  #: ``~ density(expr)``: the density of a continuous type, an expression in it
 
 
 @dataclass(frozen=True, slots=True)

@@ -87,10 +87,14 @@ class AstBuilder(Transformer):
             name, agents, set_expr, prior = children
         else:
             (name, set_expr, prior), agents = children, None
-        return ast.TypeDecl(self._span(meta), str(name), set_expr, prior[0], prior[1], agents)
+        density = prior[2] if len(prior) > 2 else None
+        return ast.TypeDecl(self._span(meta), str(name), set_expr, prior[0], prior[1], agents, density)
 
     def prior_uniform(self, meta, children):
         return (None, self._span(meta))
+
+    def prior_density(self, meta, children):
+        return (None, self._span(meta), children[0])
 
     def prior_table(self, meta, children):
         return (str(children[0]), self._ts(children[0]))
@@ -142,7 +146,8 @@ class AstBuilder(Transformer):
     def aux_decl(self, meta, children):
         name = children[0]
         index = next((c for c in children[1:2] if isinstance(c, ast.IndexSpec)), None)
-        items = tuple(c for c in children[1:] if not isinstance(c, ast.IndexSpec))
+        items = tuple(x for c in children[1:] if not isinstance(c, ast.IndexSpec)
+                      for x in (c if isinstance(c, tuple) else (c,)))  # a mechanism kind may expand to several
         return ast.AuxDecl(self._span(meta), str(name), index, items)
 
     # ------------------------------------------------------------ index sets
@@ -172,6 +177,13 @@ class AstBuilder(Transformer):
 
     def range_set(self, meta, children):
         return ast.RangeSet(self._span(meta), children[0], children[1])
+
+    def interval_set(self, meta, children):
+        return ast.IntervalSet(self._span(meta), children[0], children[1])
+
+    def infimum(self, meta, children):
+        op, binders, set_expr, cond = children
+        return ast.Infimum(self._span(meta), str(op), tuple(binders), set_expr, cond)
 
     def named_set(self, meta, children):
         return ast.NamedSet(self._span(meta), str(children[0]))
