@@ -301,7 +301,7 @@ class Prior:
         qx = self.cdf(x)
         j = np.searchsorted(iron.ql, qx, side="right") - 1
         jc = np.clip(j, 0, len(iron.ql) - 1)
-        inside = (j >= 0) & (qx > iron.ql[jc]) & (qx < iron.qr[jc])
+        inside = (j >= 0) & (qx >= iron.ql[jc]) & (qx <= iron.qr[jc])
         return np.where(inside, iron.slope[jc], gx)
 
     def phibar(self, x):

@@ -342,12 +342,12 @@ class Lowerer:
         return AuxRef(*ref)
 
     def ex_Call(self, e, scope):
+        if e.func in PRIOR_FNS and e.func not in self.defs:
+            return self._prior_call(e, scope)
         what = f"an argument of {e.func}()"
         args = [self.number_expr(a, scope, what) for a in e.args]
         if e.func in _FUNCS:
             return _FUNCS[e.func](args[0])
-        if e.func in PRIOR_FNS and e.func not in self.defs:
-            return self._prior_call(e, scope)
         if e.func == "mod":
             return sp.Mod(*args)
         if e.func in ("min", "max"):

@@ -293,7 +293,7 @@ class Checker:
             # to a later indexed param that refers back to it (a system of recurrences, as R[h] and theta[h]).
             provisional = [d] if dim > 0 and self.lookup(d.name) is None else []
             provisional += [d2 for name, (k, d2) in self._later.items()
-                            if k > self._pos and self.lookup(name) is None]
+                            if k > self._pos and self.lookup(name) is None and name != d.name]
             for d2 in provisional:
                 self.table[d2.name] = Symbol("param", sum(len(it.binders) or 1 for it in d2.index.items), d2)
             self._cur_param, self._refs[d.name] = d.name, set()
@@ -302,7 +302,7 @@ class Checker:
             finally:
                 self._cur_param = None
                 for d2 in provisional:
-                    del self.table[d2.name]
+                    self.table.pop(d2.name, None)
         joint = (d.index is not None and len(d.index.items) == 1 and isinstance(d.index.items[0].set, ast.PowerSet))
         self.declare(d.name, Symbol("param", dim, d, profile=joint), d.span)
 
@@ -547,7 +547,7 @@ class Checker:
         self.local, self.in_aux, self.objectives = saved
         self._cur_param = None
         for d2 in provisional:
-            del self.table[d2.name]
+            self.table.pop(d2.name, None)
 
     # --------------------------------------------------------- expressions
     def unknown(self, name, span):
