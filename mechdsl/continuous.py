@@ -92,6 +92,10 @@ def switch_points(truth: Vec, a: float, b: float, grid: int = INF_GRID, margin: 
     """The points of [a, b] where ``truth`` (a vectorised condition) changes value, each to rounding.
     ``margin`` (optional) is a function whose sign is the truth (m >= 0): its secant finds the point in
     one step where it is affine."""
+    if margin is not None:
+        fast = _affine(truth, margin, a, b)
+        if fast is not None:
+            return [] if fast[0] is None else [fast[0]]
     xs = np.linspace(a, b, grid)
     t = np.broadcast_to(np.asarray(truth(xs), dtype=bool), xs.shape)
     cells = np.nonzero(t[1:] != t[:-1])[0]
@@ -103,9 +107,28 @@ def switch_points(truth: Vec, a: float, b: float, grid: int = INF_GRID, margin: 
     return list(_bisect(truth, lo, hi, right, margin))
 
 
+def _affine(truth: Vec, margin: Vec, a: float, b: float):
+    """Where the margin is affine on [a, b] (checked at 5 points): (its switch point or None, truth at a);
+    else None.  One evaluation, and one more to confirm the switch."""
+    xs = np.linspace(a, b, 5)
+    m = np.broadcast_to(np.asarray(margin(xs), dtype=float), xs.shape)
+    if not np.all(np.isfinite(m)):
+        return None
+    line = m[0] + (m[-1] - m[0]) * (xs - a) / (b - a)
+    if np.max(np.abs(m - line)) > 1e-13 * max(1.0, float(np.max(np.abs(m)))):
+        return None
+    at_a, at_b = m[0] >= 0, m[-1] >= 0
+    if at_a == at_b:
+        return (None, bool(at_a))
+    hit = _secant(truth, margin, np.array([a]), np.array([b]), np.array([bool(at_b)]))
+    return None if hit is None else (float(hit[0]), bool(at_a))
+
+
 def _secant(truth: Vec, margin: Vec, lo, hi, right):
     """Where the margin is affine on the bracket, its root, checked to be a switch of ``truth``; else None."""
-    ml, mh = np.asarray(margin(lo), dtype=float), np.asarray(margin(hi), dtype=float)
+    n = len(lo)
+    both = np.broadcast_to(np.asarray(margin(np.concatenate([lo, hi])), dtype=float), (2 * n,))
+    ml, mh = both[:n], both[n:]
     with np.errstate(all="ignore"):
         root = lo - ml * (hi - lo) / (mh - ml)
     if not np.all(np.isfinite(root)) or np.any(root < lo) or np.any(root > hi):
@@ -146,6 +169,15 @@ def _bisect(truth: Vec, lo, hi, right, margin: Vec | None = None):
 
 def infimum(truth: Vec, a: float, b: float, sup: bool = False, margin: Vec | None = None) -> float:
     """inf{x in [a, b]: truth(x)} (sup with ``sup``); the empty set gives b (sup: a)."""
+    if margin is not None and b > a:
+        fast = _affine(truth, margin, a, b)
+        if fast is not None:
+            root, at_a = fast
+            if root is None:
+                return (a if not sup else b) if at_a else (b if not sup else a)
+            if not sup:
+                return a if at_a else root
+            return root if at_a else b
     xs = np.linspace(a, b, INF_GRID)
     if sup:
         xs = xs[::-1]

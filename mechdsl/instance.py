@@ -444,35 +444,41 @@ class Instance:
             self.params[d.name] = tables[d.name]
             self._pending[d.name] = nested[d.name]
             fns[d.name] = self.ev.compile(d.value)
+        work = [(d.name, key) for d in decls for key in nested[d.name]]
+        if len(decls) > 1:  # interleave by index (R[h-1] before theta[h] before R[h]): fewer retries
+            try:
+                rank = {d.name: k for k, d in enumerate(decls)}
+                work.sort(key=lambda item: (item[1], rank[item[0]]))
+            except TypeError:
+                pass
         try:
-            for d in decls:
-                for key in nested[d.name]:
-                    if key in tables[d.name]:
+            for name0, key in work:
+                if key in tables[name0]:
+                    continue
+                top = (name0, key)
+                stack, on_stack = [top], {top}
+                while stack:
+                    name, k = stack[-1]
+                    dn, where = by_name[name]
+                    try:
+                        v = fns[name](dict(zip(dn.domain.binders, nested[name][k])), 0)
+                    except _Need as need:
+                        kind, name2, k2 = need.what
+                        if kind != "param" or name2 not in by_name:
+                            raise
+                        item = (name2, k2)
+                        if item in on_stack:
+                            cyc = stack[stack.index(item):] + [item]
+                            what = (f"param '{name}'" if len(decls) == 1 else
+                                    "params " + ", ".join(f"'{x.name}'" for x in decls))
+                            raise EvalError(f"{what} defined in a cycle: "
+                                            + " -> ".join(f"{n}[{','.join(map(str, c))}]" for n, c in cyc),
+                                            name=name, span=dn.span) from None
+                        stack.append(item)
+                        on_stack.add(item)
                         continue
-                    top = (d.name, key)
-                    stack, on_stack = [top], {top}
-                    while stack:
-                        name, k = stack[-1]
-                        dn, where = by_name[name]
-                        try:
-                            v = fns[name](dict(zip(dn.domain.binders, nested[name][k])), 0)
-                        except _Need as need:
-                            kind, name2, k2 = need.what
-                            if kind != "param" or name2 not in by_name:
-                                raise
-                            item = (name2, k2)
-                            if item in on_stack:
-                                cyc = stack[stack.index(item):] + [item]
-                                what = (f"param '{name}'" if len(decls) == 1 else
-                                        "params " + ", ".join(f"'{x.name}'" for x in decls))
-                                raise EvalError(f"{what} defined in a cycle: "
-                                                + " -> ".join(f"{n}[{','.join(map(str, c))}]" for n, c in cyc),
-                                                name=name, span=dn.span) from None
-                            stack.append(item)
-                            on_stack.add(item)
-                            continue
-                        tables[name][k] = self._num(v, dn, where)
-                        on_stack.discard(stack.pop())
+                    tables[name][k] = self._num(v, dn, where)
+                    on_stack.discard(stack.pop())
         finally:
             for d in decls:
                 del self._pending[d.name]

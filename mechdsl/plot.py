@@ -252,29 +252,51 @@ def _binding_panel(ax, rows, agents, per_agent, x_of, labels, kinds, colors):
 
 
 def _indexed_tables(result) -> dict[str, dict]:
+    """Reports and variables with one, two or three indices and numeric values."""
     out = {}
     for source in (getattr(result, "reports", None) or {}, getattr(result, "variables", None) or {}):
         for name, table in source.items():
             if name in out or not isinstance(table, Mapping) or len(table) < 2:
                 continue
-            if all(isinstance(k, tuple) and len(k) == 1 for k in table) and \
-                    all(_number(v) is not None for v in table.values()):
+            dims = {len(k) if isinstance(k, tuple) else -1 for k in table}
+            if len(dims) == 1 and dims.pop() in (1, 2, 3) and all(_number(v) is not None for v in table.values()):
                 out[name] = table
     return out
 
 
 def _plot_indexed(result, path, title=None, fmt=None) -> list[str]:
+    """One panel per table: one index, a line; two, one line per value of the second index (e.g. a menu
+    l[h, k] per horizon h, one line per type k); three, the slice at the last value of the first index,
+    one line per value of the second (e.g. the payment schedule pay[H, k, d] against the day d)."""
     tables = _indexed_tables(result)
     if not tables:
-        raise ValueError("nothing to plot: the result has no menu and no report or variable with one index")
+        raise ValueError("nothing to plot: the result has no menu and no report or variable with 1 to 3 indices")
     plt = _pyplot()
     fig, axes = _grid_of_axes(plt, len(tables))
     for ax, (name, table) in zip(axes, tables.items()):
         keys = list(table)
-        xs, labels = _positions([k[0] for k in keys])
-        ax.plot(xs, [_number(table[k]) for k in keys], "-o", ms=3.5, lw=1.4)
-        ax.set_title(name, fontsize=10)
-        ax.set_xlabel("index", fontsize=9)
+        dim = len(keys[0])
+        title_ = name
+        if dim == 3:
+            last = keys[-1][0]
+            table = {k[1:]: v for k, v in table.items() if k[0] == last}
+            keys = list(table)
+            title_ = f"{name}[{_label(last)}, ., .]"
+        if dim == 1:
+            xs, labels = _positions([k[0] for k in keys])
+            ax.plot(xs, [_number(table[k]) for k in keys], "-o", ms=3.5, lw=1.4)
+        else:
+            xs, labels = _positions(list(dict.fromkeys(k[-1] if dim == 3 else k[0] for k in keys)))
+            series = list(dict.fromkeys(k[0] if dim == 3 else k[1] for k in keys))
+            at = {x: i for i, x in enumerate(dict.fromkeys(k[-1] if dim == 3 else k[0] for k in keys))}
+            for sname in series:
+                pts = sorted((at[k[-1] if dim == 3 else k[0]], _number(v)) for k, v in table.items()
+                             if (k[0] if dim == 3 else k[1]) == sname)
+                ax.plot([xs[i] for i, _ in pts], [y for _, y in pts], "-o", ms=3, lw=1.2, label=_label(sname))
+            if len(series) <= 12:
+                ax.legend(fontsize=7, title="index 2" if dim == 2 else "index 2", title_fontsize=7)
+        ax.set_title(title_, fontsize=10)
+        ax.set_xlabel("index" if dim == 1 else ("index 1" if dim == 2 else "index 3"), fontsize=9)
         ax.set_ylabel(name, fontsize=9)
         ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3)

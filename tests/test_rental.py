@@ -243,3 +243,12 @@ def test_rental_discrete_margin_approaches_the_supremum():
     r1 = spec("rental_discrete.mech", delta=1e-3).parameters["R"][(4,)]
     ref = discrete_brute_force([1, 2, 3], [0.3, 0.4, 0.3], 4, 1, -1, delta=1e-3)["R"][4]
     assert r1 == pytest.approx(ref, abs=1e-7) and r1 < r0 and r0 - r1 < 1e-2
+
+
+def test_plot_draws_menus_per_horizon(tmp_path):
+    from mechdsl.plot import plot_menu
+
+    r = spec("rental_discrete.mech", H=3)
+    out = tmp_path / "menus.png"
+    panels = plot_menu(r, out)
+    assert panels == ["l", "pay", "daily"] and out.stat().st_size > 10_000
