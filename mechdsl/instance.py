@@ -319,9 +319,20 @@ class Instance:
             density_of = self.ev._vec(d.density, sp.Symbol(d.name))
             density = lambda xs: density_of({}, xs)  # noqa: E731
         try:
-            self.priors[d.name] = continuous.Prior(d.name, float(a), float(b), density)
+            prior = continuous.Prior(d.name, float(a), float(b), density)
         except continuous.PriorError as exc:
             raise EvalError(str(exc), span=d.span) from None
+        if d.grid is None:
+            self.priors[d.name] = prior
+            return
+        n = self.ev.value(d.grid)
+        if not float(n).is_integer() or not 1 <= n <= 1_000_000:
+            raise EvalError(f"the grid of type '{d.name}' needs a whole number of cells from 1 to 10^6, got {n}",
+                            span=d.span)
+        edges = np.linspace(prior.a, prior.b, int(n) + 1)
+        mids = (edges[:-1] + edges[1:]) / 2
+        probs = np.diff(prior.cdf(edges))
+        self.types[d.name] = ([canon(float(f"{x:.12g}")) for x in mids], [float(p) for p in probs])
 
     def _bind_TypeDef(self, d: ir.TypeDef):
         if isinstance(d.node, IInterval):

@@ -24,7 +24,7 @@ SENSES = ("maximize", "minimize")
 DOMAINS = ("real", "nonnegative", "binary", "integer")
 #: Other keywords: conditionals, logic, set membership, attributes of declarations.
 KEYWORDS = ("if", "then", "else", "in", "init", "uniform", "density", "multinomial", "over", "reserve", "value",
-            "days", "payment", "margin", "inf", "sup")
+            "days", "payment", "margin", "inf", "sup", "grid")
 OPERATOR_WORDS = ("and", "or", "not")
 #: Iterated forms ``op{i in S} body`` and quantifiers.
 ITERATED = ("sum", "prod", "max", "min", "argmax", "argmin", "forall", "exists")

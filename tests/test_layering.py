@@ -8,7 +8,7 @@ fails for a new module until it is placed here):
               build AST; the parser loads them), mechdsl.grammar (the grammar files)
     check     mechdsl.semantics
     ir        mechdsl.ir
-    data      mechdsl.data, mechdsl.instance, mechdsl.evaluate (binding data, evaluating the IR)
+    data      mechdsl.data, mechdsl.continuous, mechdsl.instance, mechdsl.evaluate (binding data, evaluating the IR)
     passes    mechdsl.passes, mechdsl.analysis (the reduction passes and their dominance graph)
     form      mechdsl.compilers.standard (the compiled form), mechdsl.compilers (package init)
     backends  mechdsl.compilers.highs, mechdsl.compilers.pyomo, mechdsl.compilers.casadi (NLPs straight
@@ -58,7 +58,7 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("parse", ("mechdsl.syntax", "mechdsl.mechanisms", "mechdsl.grammar")),
     ("check", ("mechdsl.semantics",)),
     ("ir", ("mechdsl.ir",)),
-    ("data", ("mechdsl.data", "mechdsl.instance", "mechdsl.evaluate")),
+    ("data", ("mechdsl.data", "mechdsl.continuous", "mechdsl.instance", "mechdsl.evaluate")),
     ("passes", ("mechdsl.passes", "mechdsl.analysis")),
     ("form", ("mechdsl.compilers.standard",)),
     ("backends", ("mechdsl.compilers.highs", "mechdsl.compilers.pyomo", "mechdsl.compilers.casadi",

@@ -252,3 +252,25 @@ def test_plot_draws_menus_per_horizon(tmp_path):
     out = tmp_path / "menus.png"
     panels = plot_menu(r, out)
     assert panels == ["l", "pay", "daily"] and out.stat().st_size > 10_000
+
+
+def test_a_discretised_continuous_type_converges_as_the_grid_is_refined():
+    src = """
+    param N integer >= 1 = 10;
+    type v in [0, 1] ~ uniform grid N;
+    var x[t in v] >= 0, <= 1;
+    var p[t in v];
+    utility U(t, r) = t * x[r] - p[r];
+    ic IC[t in v, r in v: t != r]: U(t, t) >= U(t, r);
+    ir IR[t in v]: U(t, t) >= 0;
+    maximize Revenue: E[v](p[v]);
+    """
+    errors = []
+    for n in (10, 40, 160):
+        r = run(src, N=n)
+        assert r.status == "optimal" and r.verification.ok
+        # a posted price at a grid value (k - 1/2)/N, sold with probability (N - k + 1)/N: exact, by enumeration
+        best = max(Fraction(2 * k - 1, 2 * n) * Fraction(n - k + 1, n) for k in range(1, n + 1))
+        assert r.objective == pytest.approx(float(best), abs=1e-9)
+        errors.append(abs(r.objective - 0.25))
+    assert errors[0] > errors[1] > errors[2] and errors[2] <= 1 / (4 * 160) + 1e-12  # first order in the cell width

@@ -102,8 +102,9 @@ class Lowerer:
                 else:
                     density = (self.expr(item.density, {item.name: sp.Symbol(item.name)})
                                if item.density is not None else None)
+                    grid = self.expr(item.grid, {}) if item.grid is not None else None
                     data.append(ir.TypeDef(item.name, self.set_node(item.set, {}), self.table[item.name].dim,
-                                           item.prior, item.span, density=density))
+                                           item.prior, item.span, density=density, grid=grid))
             elif isinstance(item, ast.PopulationDecl):
                 data.append(ir.PopulationDef(item.name, self.expr(item.count, {}), item.source, item.span))
             elif isinstance(item, ast.DefDecl):

@@ -118,6 +118,7 @@ class TypeDef:
     agents: sp.Basic | None = None  # a type per agent: the agent set N (the type's set is then V^N)
     prior_kind: str = "common"      # a type per agent: "common" f[k], "per agent" f[i, k], "joint" f[w in V^N]
     density: sp.Expr | None = None  # a continuous type (node an IInterval): its density in Symbol(name); None: uniform
+    grid: sp.Expr | None = None     # a continuous type discretised on this many equal cells
 
 
 @dataclass(frozen=True)

@@ -347,6 +347,8 @@ class Checker:
         if d.density is not None:
             self.error("a density needs a real interval as the type set: type v in [a, b] ~ density(...)",
                        d.prior_span)
+        if d.grid is not None:
+            self.error("a grid discretises a continuous type: type v in [a, b] ~ uniform grid N", d.grid.span)
         if d.agents is not None:
             return self._agent_type(d)
         dim = self.set_expr(d.set, _Scope())
@@ -372,7 +374,9 @@ class Checker:
                        d.prior_span, help=f"for a finite type set write type {d.name} in 1..K ~ {d.prior}")
         if d.density is not None:
             self.expect_sort(d.density, _Scope(names={d.name: "type"}), NUM, "a density", allow_var=False)
-        self.declare(d.name, Symbol("type", 1, d, continuous=True), d.span)
+        if d.grid is not None:  # discretised: a finite type whose values are the cells' midpoints
+            self.expect_sort(d.grid, _Scope(), NUM, "the number of grid cells", allow_var=False)
+        self.declare(d.name, Symbol("type", 1, d, continuous=d.grid is None), d.span)
 
     def _prior_param(self, d: ast.TypeDecl):
         """The param a type's prior names, or None (uniform, or an error already reported)."""

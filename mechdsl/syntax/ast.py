@@ -265,6 +265,7 @@ class TypeDecl(Node):
     prior_span: Span
     agents: "IndexSpec | None" = None
     density: "Expr | None" = None  #: ``~ density(expr)``: the density of a continuous type, an expression in it
+    grid: "Expr | None" = None  #: ``grid N``: a continuous type discretised on N equal cells
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,12 +83,17 @@ class AstBuilder(Transformer):
         return ast.SetDecl(self._span(meta), str(children[0]), children[1])
 
     def type_decl(self, meta, children):
+        grid = next((c[1] for c in children if isinstance(c, tuple) and c and c[0] == "grid"), None)
+        children = [c for c in children if not (isinstance(c, tuple) and c and c[0] == "grid")]
         if len(children) == 4:
             name, agents, set_expr, prior = children
         else:
             (name, set_expr, prior), agents = children, None
         density = prior[2] if len(prior) > 2 else None
-        return ast.TypeDecl(self._span(meta), str(name), set_expr, prior[0], prior[1], agents, density)
+        return ast.TypeDecl(self._span(meta), str(name), set_expr, prior[0], prior[1], agents, density, grid)
+
+    def type_grid(self, meta, children):
+        return ("grid", children[0])
 
     def prior_uniform(self, meta, children):
         return (None, self._span(meta))
