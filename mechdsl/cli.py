@@ -782,6 +782,18 @@ def _report_lines(res) -> list[str]:
     """The reports of a result: a scalar on one line, an indexed report as ``name[k]=v`` cells."""
     lines = []
     for name, table in res.reports.items():
+        if table and all(isinstance(k, tuple) and len(k) >= 2 for k in table):
+            # several indices (a menu per horizon, say): one line per value of the first index
+            groups: dict = {}
+            for k, v in table.items():
+                groups.setdefault(k[0], []).append((k[1:], v))
+            for g, items in list(groups.items())[:40]:
+                cells = [f"[{','.join(map(str, k))}]={_fmt(v)}" for k, v in items[:40]]
+                more = f"  ... ({len(items)} in all)" if len(items) > 40 else ""
+                lines.append(f"  {name}[{g}, ...]:  " + "  ".join(cells) + more)
+            if len(groups) > 40:
+                lines.append(f"  {name}: ... ({len(groups)} values of the first index in all)")
+            continue
         cells = [f"{name}[{','.join(map(str, k))}]={_fmt(v)}" if k else f"{name} = {_fmt(v)}"
                  for k, v in list(table.items())[:40]]
         more = f"  ... ({len(table)} in all)" if len(table) > 40 else ""
