@@ -81,7 +81,8 @@ class Lowerer:
         data, vars_, cons, obj, reports = [], [], [], None, []
         for item in self.module.items:
             if isinstance(item, ast.ReportDecl):
-                self.reports[item.name] = item
+                if not item.export:  # ``report NAME;`` of a param: uses of NAME stay the param
+                    self.reports[item.name] = item
                 dom, scope = self.domain(item.index, {})
                 reports.append(ir.ReportDef(item.name, dom, len(dom.binders) if dom else 0,
                                             self.expr(item.expr, scope), item.span))

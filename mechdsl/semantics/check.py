@@ -496,6 +496,20 @@ class Checker:
         self.expect_sort(d.expr, _Scope(), NUM, "the objective")
 
     def decl_ReportDecl(self, d: ast.ReportDecl):
+        if d.expr is None:
+            sym = self.lookup(d.name)
+            self.error(f"'report {d.name};' reports a param, but '{d.name}' is "
+                       + (f"a {sym.kind}" if sym else "not declared")
+                       + ("" if d.index is None else " (and it takes no index here)"), d.span,
+                       help=f"write report {d.name}[...] = expression; or declare param {d.name} with named indices")
+            return
+        if d.export:  # ``report NAME;``: the param itself
+            self.in_report = True
+            try:
+                self.index_spec(d.index, _Scope(), f"report '{d.name}'")
+            finally:
+                self.in_report = False
+            return
         scope, dim = self.index_spec(d.index, _Scope(), f"report '{d.name}'")
         self.in_report = True
         try:

@@ -319,6 +319,7 @@ class ReportDecl(Node):
     name: str
     index: IndexSpec | None
     expr: Expr
+    export: bool = False  #: ``report NAME;``: the param NAME itself, over its index set
 
 
 @dataclass(frozen=True, slots=True)

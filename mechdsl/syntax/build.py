@@ -17,6 +17,25 @@ def _tok_span(filename: str, tok: Token) -> Span:
     return Span(filename, tok.line, tok.column, tok.end_line or tok.line, tok.end_column or tok.column + len(tok))
 
 
+def _exports(items: list) -> list:
+    """``report NAME;`` reports the param NAME: its index set and value (the checker reports a bad one)."""
+    params = {d.name: d for d in items if isinstance(d, ast.ParamDecl)}
+    out = []
+    for d in items:
+        p = params.get(d.name) if isinstance(d, ast.ReportDecl) and d.expr is None and d.index is None else None
+        if p is not None and (p.index is None or all(it.binders for it in p.index.items)):
+            span = d.span
+            if p.index is None:
+                d = ast.ReportDecl(span, d.name, None, ast.Name(span, p.name), export=True)
+            else:
+                names = [b for it in p.index.items for b in it.binders]
+                d = ast.ReportDecl(span, d.name, p.index,
+                                   ast.Indexed(span, p.name, span, tuple(ast.Name(span, b) for b in names)),
+                                   export=True)
+        out.append(d)
+    return out
+
+
 @v_args(meta=True)
 class AstBuilder(Transformer):
     """Build :mod:`mechdsl.syntax.ast` nodes from a Lark parse tree."""
@@ -48,7 +67,7 @@ class AstBuilder(Transformer):
         items = []
         for c in children:  # a mechanism kind may expand to several declarations
             items.extend(c if isinstance(c, tuple) else (c,))
-        return ast.Module(span, tuple(items), self.source)
+        return ast.Module(span, tuple(_exports(items)), self.source)
 
     # ---------------------------------------------------------- declarations
     def param_decl(self, meta, children):
@@ -146,7 +165,8 @@ class AstBuilder(Transformer):
     def report_decl(self, meta, children):
         name = children[0]
         index = next((c for c in children[1:2] if isinstance(c, ast.IndexSpec)), None)
-        return ast.ReportDecl(self._span(meta), str(name), index, children[-1])
+        expr = children[-1] if len(children) > (2 if index is not None else 1) else None
+        return ast.ReportDecl(self._span(meta), str(name), index, expr)
 
     def aux_decl(self, meta, children):
         name = children[0]
