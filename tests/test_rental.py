@@ -251,7 +251,7 @@ def test_plot_draws_menus_per_horizon(tmp_path):
     r = spec("rental_discrete.mech", H=3)
     out = tmp_path / "menus.png"
     panels = plot_menu(r, out)
-    assert panels == ["l", "pay", "daily"] and out.stat().st_size > 10_000
+    assert panels == ["R", "l", "pay", "daily"] and out.stat().st_size > 10_000
 
 
 def test_a_discretised_continuous_type_converges_as_the_grid_is_refined():
