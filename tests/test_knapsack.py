@@ -200,3 +200,52 @@ def test_moral_hazard_optimal_contract_beats_the_best_linear_one():
     assert rep["linear_value"][()] == pytest.approx(float(lin), abs=1e-9)
     assert rep["linear_alpha"][()] == pytest.approx(float(alpha), abs=1e-9)
     assert rep["gain"][()] > 1e-6 and rep["non_monotone"][()] == 1
+
+
+def _sequence_value(seq, inst, tmin, B):
+    """Expected profit of running the (agent, level) sequence until the first overflow: every size realisation."""
+    from fractions import Fraction
+    from itertools import product
+
+    total = Fraction(0)
+    s, f, v = inst["s"], inst["f"], inst["v"]
+    for ks in product(range(inst["NS"]), repeat=len(seq)):
+        p, used, gain = Fraction(1), Fraction(0), Fraction(0)
+        for (i, j), k in zip(seq, ks):
+            p *= Fraction(str(f[i][j][k]))
+        for (i, j), k in zip(seq, ks):
+            gain -= tmin[i][j]
+            used += Fraction(str(s[i][k]))
+            if used > Fraction(str(B)):
+                break
+            gain += Fraction(str(v[i]))
+        total += p * gain
+    return total
+
+
+@pytest.mark.parametrize("name, B", [("knapsack_K1.toml", 1.0), ("knapsack_K1.toml", 0.55), ("knapsack_K3.toml", 0.7)])
+def test_skc_branches_equal_an_independent_evaluation(name, B):
+    inst = _load(name)
+    assert not ref.partial_sums_hit_B(inst["n"], inst["s"], B)
+    r = _solve(inst, B=B)
+    rep = r.reports
+    tmin = _tmin(inst, inst.get("mono", 1))
+    n, nlev = inst["n"], inst["nlev"]
+    x = {(i, j): rep["x_lp"][(i + 1, j + 1)] for i in range(n) for j in range(nlev[i]) if tmin[i][j] is not None}
+    w, mu = ref.mskc_params(n, nlev, inst["s"], inst["f"], inst["v"], tmin, B)
+    items = [i for i in range(n) if sum(x.get((i, j), 0) for j in range(nlev[i])) > 1e-9]
+    wv = {i: sum(x.get((i, j), 0) * float(w[i][j]) for j in range(nlev[i]) if (i, j) in x) for i in items}
+    mv = {i: sum(x.get((i, j), 0) * float(mu[i][j]) for j in range(nlev[i]) if (i, j) in x) for i in items}
+    assert rep["skc_single"][()] == pytest.approx(max(wv.values(), default=0), abs=1e-9)
+    order = sorted(items, key=lambda i: (-wv[i] / mv[i], i))
+    variants = [[]]
+    for i in order:
+        pos = sorted(((x[(i, j)], -j, j) for j in range(nlev[i]) if (i, j) in x and x[(i, j)] > 1e-9), reverse=True)
+        choices = [pos[0][2]]
+        if 1e-9 < pos[0][0] < 1 - 1e-9:  # the fractional item: its other choice, or the null choice
+            choices.append(pos[1][2] if len(pos) > 1 else None)
+        variants = [v + [(i, c)] for v in variants for c in choices] if len(choices) > 1 else \
+            [v + [(i, choices[0])] for v in variants]
+    best = max(_sequence_value([(i, j) for i, j in seq if j is not None], inst, tmin, B) for seq in variants)
+    assert rep["skc_greedy"][()] == pytest.approx(float(best), abs=1e-9)
+    assert rep["lp_fractional_items"][()] <= 1
