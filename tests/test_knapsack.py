@@ -200,6 +200,12 @@ def test_moral_hazard_optimal_contract_beats_the_best_linear_one():
     assert rep["linear_value"][()] == pytest.approx(float(lin), abs=1e-9)
     assert rep["linear_alpha"][()] == pytest.approx(float(alpha), abs=1e-9)
     assert rep["gain"][()] > 1e-6 and rep["non_monotone"][()] == 1
+    # the main problem: the best action's contract, verified on IC against every other action and IR
+    assert r.status == "optimal" and r.objective == pytest.approx(float(util), abs=1e-9)
+    assert r.verification.ok and r.verification.max_regret <= 1e-9
+    tt = [r.variables["t"][(k + 1,)] for k in range(mh["S"])]
+    Ej = lambda a: sum(p * x for p, x in zip(mh["F"][a], tt)) - mh["c"][a]  # noqa: E731
+    assert all(Ej(action) >= Ej(a) - 1e-9 for a in range(mh["A"]))          # the agent's regret, recomputed
 
 
 def _sequence_value(seq, inst, tmin, B):
