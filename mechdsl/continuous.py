@@ -43,7 +43,10 @@ class PriorError(ValueError):
 
 
 def _full(f: Vec, x: np.ndarray) -> np.ndarray:
-    return np.broadcast_to(np.asarray(f(x), dtype=float), x.shape)
+    a = f(x)
+    if isinstance(a, np.ndarray) and a.shape == x.shape and a.dtype == float:
+        return a
+    return np.broadcast_to(np.asarray(a, dtype=float), x.shape)
 
 
 def _nodes(lo: np.ndarray, hi: np.ndarray):

@@ -179,9 +179,10 @@ class CompiledModel:
         return out
 
 
-def _pyomo_name(model, name):
+def _pyomo_name(model, name, inst=None, span=None):
     if hasattr(model, name):
-        raise UnsupportedError(f"error: the name '{name}' clashes with a Pyomo model attribute; please rename it")
+        raise UnsupportedError(located(inst, span, f"the name '{name}' clashes with a Pyomo model attribute or "
+                                                   "another component of the model; please rename it"))
     return name
 
 
@@ -231,7 +232,7 @@ def compile_problem(problem: ir.Problem, inst, env: dict | None = None, name: st
             inits[key] = num.value(v.init, local) if v.init is not None else None
         integer |= v.kind in ("binary", "integer")
         dom = _DOMAINS[v.kind]
-        pname = _pyomo_name(model, v.name)
+        pname = _pyomo_name(model, v.name, inst, v.span)
         if v.domain is None:
             lb, ub = bounds[()]
             comp = pyo.Var(domain=dom, bounds=(lb, ub), initialize=_start(inits[()], lb, ub))
@@ -271,7 +272,7 @@ def compile_problem(problem: ir.Problem, inst, env: dict | None = None, name: st
             expr = ev.value(o.expr, dict(env), pol)
         except EvalError as exc:
             raise exc.again(f"in the objective: {exc.message}", exc.name, o.span) from None
-        setattr(model, _pyomo_name(model, o.name),
+        setattr(model, _pyomo_name(model, o.name, inst, o.span),
                 pyo.Objective(expr=expr, sense=pyo.maximize if o.sense == "maximize" else pyo.minimize))
         for y, el in eliminated.items():
             _substitute_eliminated(model, y, el, ev, getattr(model, o.name))
@@ -450,7 +451,7 @@ def _compile_constraint(model, c: ir.ConstraintDef, ev: Evaluator, num: Evaluato
     total = relaxed_impl[0]
     rows = {p: r for p, r in rows.items() if r}
     for part, exprs in sorted(rows.items()):
-        cname = _pyomo_name(model, c.name if part == "" else f"{c.name}_{part}")
+        cname = _pyomo_name(model, c.name if part == "" else f"{c.name}_{part}", ev.inst, c.span)
         if not binders:
             comp = pyo.Constraint(expr=exprs[()])
         else:
@@ -465,7 +466,8 @@ def _compile_constraint(model, c: ir.ConstraintDef, ev: Evaluator, num: Evaluato
     for part, table in sorted(by_part.items()):
         from pyomo.gdp import Disjunction
 
-        cname = _pyomo_name(model, c.name if part == "" and not rows.get("") else f"{c.name}_{part or 'disj'}")
+        cname = _pyomo_name(model, c.name if part == "" and not rows.get("") else f"{c.name}_{part or 'disj'}", ev.inst,
+                           c.span)
         if not binders:
             comp = Disjunction(expr=table[()])
         else:
