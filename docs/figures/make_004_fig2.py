@@ -1,9 +1,11 @@
-"""Paper 004 (Paid with Models, AAAI 2025), Fig. 2 top: the optimal contract of the two-type case
+"""Paper 004 (Paid with Models, AAAI 2025), Fig. 2 (top and bottom): the optimal contract of the two-type case
 (Section 6.1, c = (0.02, 0.01)) under incomplete information, against the probability p1 of the high-cost
 type and the number of participants N.  Each point is `specs/cml_two_type.mech` solved by mechdsl with
-p = (p1, 1 - p1) and N set (the first-moment problem, all-pairs IC, verified).
+p = (p1, 1 - p1) and N set (the first-moment problem, all-pairs IC, verified), and again with info = 0
+(complete information: no IC) for the bottom row: the information cost (the accuracy lost to IC) and each
+type's information rent u_i - f_i.
 
-    python docs/figures/make_004_fig2.py            # ~1 minute: 39 x 7 solves
+    python docs/figures/make_004_fig2.py            # ~2 minutes: 2 x 39 x 7 solves
     python docs/figures/make_004_fig2.py --quick    # a 5 x 3 grid, for a smoke test
     python docs/figures/make_004_fig2.py --replot   # redraw from the CSV (no solving)
 
@@ -35,9 +37,16 @@ def solve_grid(p1s, ns):
     rows = []
     for n in ns:
         for p1 in p1s:
-            res = mechdsl.load(SPEC, overrides={"p": [p1, round(1 - p1, 10)], "N": n}).solve()
+            over = {"p": [p1, round(1 - p1, 10)], "N": n}
+            res = mechdsl.load(SPEC, overrides=over).solve()
+            full = mechdsl.load(SPEC, overrides={**over, "info": 0}).solve()   # complete information: no IC
             m, t = res.variables["m"], res.variables["t"]
+            c, f = res.parameters["c"], res.parameters["f"]
             rows.append({"p1": p1, "N": n, "status": res.status, "verified": bool(res.verification.ok),
+                         "status_full": full.status, "verified_full": bool(full.verification.ok),
+                         "objective_full": full.objective, "info_cost": full.objective - res.objective,
+                         "rent1": t[(1,)] - c[(1,)] * m[(1,)] - f[(1,)],
+                         "rent2": t[(2,)] - c[(2,)] * m[(2,)] - f[(2,)],
                          "objective": res.objective, "m1": m[(1,)], "m2": m[(2,)], "t1": t[(1,)], "t2": t[(2,)],
                          "m_alone1": res.parameters["m_alone"][(1,)], "m_alone2": res.parameters["m_alone"][(2,)],
                          "value_alone1": res.parameters["value_alone"][(1,)],
@@ -56,7 +65,10 @@ def draw(rows, p1s, ns, out_stem: Path):
               ("t1", "model reward t1 (high cost)", "value_alone1"),
               ("t2", "model reward t2 (low cost)", "value_alone2"),
               ("objective", "expected accuracy (objective)", None)]
-    fig, axes = plt.subplots(2, 3, figsize=(13, 7.2))
+    panels += [("info_cost", "information cost: accuracy(complete) - accuracy", None),
+               ("rent1", "information rent, high cost: u1 - f1", None),
+               ("rent2", "information rent, low cost: u2 - f2", None)]
+    fig, axes = plt.subplots(3, 3, figsize=(13, 10.5))
     cmap = plt.get_cmap("viridis")
     for ax, (key, label, alone) in zip(axes.flat, panels):
         for j, n in enumerate(ns):
@@ -71,10 +83,11 @@ def draw(rows, p1s, ns, out_stem: Path):
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=8)
     axes.flat[0].legend(fontsize=7, frameon=False, ncol=2)
-    fig.suptitle("Paper 004, Fig. 2 (top): the optimal contract under incomplete information against p1 and N, "
-                 "c = (0.02, 0.01)\nspecs/cml_two_type.mech solved by mechdsl at every point (dashed: the "
-                 "stand-alone levels of Eq. (2))", fontsize=10, x=0.01, ha="left")
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    fig.suptitle("Paper 004, Fig. 2: the optimal contract under incomplete information against p1 and N, "
+                 "c = (0.02, 0.01); bottom row: against the complete-information solution (info = 0, no IC)\n"
+                 "specs/cml_two_type.mech solved by mechdsl at every point (dashed: the stand-alone levels of "
+                 "Eq. (2))", fontsize=10, x=0.01, ha="left")
+    fig.tight_layout(rect=(0, 0, 1, 0.955))
     for ext in ("png", "svg"):
         save(fig, out_stem.with_suffix("." + ext))
     plt.close(fig)
@@ -86,7 +99,11 @@ def check(rows, p1s, ns):
     print("stand-alone (paper: 715.6 units / value 69.6 and 1148.5 / 75.6):")
     print(f"  high cost: m = {r0['m_alone1']:.1f}, value = {r0['value_alone1']:.1f};  "
           f"low cost: m = {r0['m_alone2']:.1f}, value = {r0['value_alone2']:.1f}")
-    bad = [r for r in rows if not r["verified"] or r["status"] not in ("optimal", "locally optimal")]
+    bad = [r for r in rows if not r["verified"] or r["status"] not in ("optimal", "locally optimal")
+           or str(r.get("verified_full", True)) not in ("True", "true", "1")]
+    print(f"information cost >= 0 at every point: {'yes' if all(float(r['info_cost']) >= -1e-7 for r in rows) else 'no'};"
+          f" low-cost rent >= high-cost rent: "
+          f"{'yes' if all(float(r['rent2']) >= float(r['rent1']) - 1e-5 for r in rows) else 'no'} (to 1e-5, the NLP's tolerance)")
     print(f"points solved and verified: {len(rows) - len(bad)} of {len(rows)}")
     more = all(r["m1"] > r["m_alone1"] and r["m2"] > r["m_alone2"] and r["t1"] > r["value_alone1"]
                and r["t2"] > r["value_alone2"] for r in rows)
