@@ -19,7 +19,9 @@ B          time budget (default 1); a job fits iff the cumulative size <= B
 mono       1  : t non-increasing in s, t[k] >= t[k+1]   (model constraint (1))
            -1 : reversed, t[k] <= t[k+1]                  (the secondary source)
            0  : no monotonicity constraint
-ir         1 : include IR  E_j t - c_j >= 0;  0 : omit it
+ir         1 : include IR  E_j t - c_j >= 0;  0 : omit it.  In the data files
+           and the built-in instances this key is spelled ``use_ir`` (the
+           name of the spec parameter); the functions take it as ``ir``.
 tmin[i][j] minimal expected transfer implementing level j of agent i
            (the min-pay LP value), None = not implementable / not a real level
 
@@ -733,7 +735,7 @@ def partial_sums_hit_B(n, s, B=1):
 # K1: n = 3, m = 2, NS = 3.  Level 1 (index 1) shifts mass to small sizes.
 # Agent 2's level 1 has the same pmf as level 0 at a higher cost: not implementable.
 K1 = dict(
-    n=3, m=2, NS=3, B=1.0, mono=1, ir=1, nlev=[2, 2, 2],
+    n=3, m=2, NS=3, B=1.0, mono=1, use_ir=1, nlev=[2, 2, 2],
     s=[[0.2, 0.5, 0.9], [0.3, 0.6, 1.2], [0.15, 0.45, 0.85]],
     f=[[[0.4, 0.2, 0.4], [0.3, 0.6, 0.1]],
        [[0.2, 0.3, 0.5], [0.5, 0.4, 0.1]],
@@ -742,10 +744,27 @@ K1 = dict(
     v=[1.0, 1.5, 0.8],
 )
 
+# K1F: a variant of K1 (same sizes and values) whose MSKC LP is capacity-bound at
+# mono = 1: the optimum mixes agent 0's two levels (19/21 of level 0, 2/21 of
+# level 1, adjacent on its hull); agent 1's level 1 is double-dominated, agent
+# 2's level 1 is again not implementable.  Agent 0's level 1 min pay is
+# 9/40, 6/35, 27/20 under mono = 1, 0, -1.  Strict FA > ST > NA, and here the
+# ordered-adaptive value lies strictly between FA and ST (ordered and
+# stopping-time are not comparable in general).  Built in only (no TOML file).
+K1F = dict(
+    n=3, m=2, NS=3, B=1.0, mono=1, use_ir=1, nlev=[2, 2, 2],
+    s=[[0.2, 0.5, 0.9], [0.3, 0.6, 1.2], [0.15, 0.45, 0.85]],
+    f=[[[0.2, 0.1, 0.7], [0.1, 0.8, 0.1]],
+       [[0.3, 0.4, 0.3], [0.5, 0.2, 0.3]],
+       [[0.2, 0.1, 0.7], [0.2, 0.1, 0.7]]],
+    c=[[0.0, 0.15], [0.0, 0.1], [0.0, 0.05]],
+    v=[1.0, 1.5, 0.8],
+)
+
 # K3: every agent single-level (nlev = 1) with a positive cost, so IR binds.
 # m = 2: level 1 is padding (copy of level 0's pmf and cost), ignored.
 K3 = dict(
-    n=3, m=2, NS=3, B=1.0, mono=1, ir=1, nlev=[1, 1, 1],
+    n=3, m=2, NS=3, B=1.0, mono=1, use_ir=1, nlev=[1, 1, 1],
     s=[[0.2, 0.5, 0.9], [0.3, 0.6, 1.2], [0.15, 0.45, 0.85]],
     f=[[[0.4, 0.2, 0.4], [0.4, 0.2, 0.4]],
        [[0.5, 0.4, 0.1], [0.5, 0.4, 0.1]],
@@ -755,10 +774,13 @@ K3 = dict(
 )
 
 # Textbook moral hazard: one agent, 3 actions, 3 outcomes (rewards ascending).
+# Optimal contract: implement action 1 with t = (0, 1, 0), utility 3/2 -- it pays
+# only for the middle outcome, so it is not monotone in the reward; the best
+# reward-monotone contract earns 57/40 and the best linear one 7/5 (alpha = 1/3).
 MH = dict(
     A=3, S=3,
-    F=[[0.6, 0.3, 0.1], [0.3, 0.6, 0.1], [0.1, 0.4, 0.5]],
-    c=[0.0, 0.2, 0.6],
+    F=[[0.5, 0.3, 0.2], [0.1, 0.6, 0.3], [0.1, 0.2, 0.7]],
+    c=[0.0, 0.3, 0.9],
     r=[0.0, 2.0, 3.0],
 )
 
@@ -794,7 +816,7 @@ def _report_knapsack(name, inst):
             if len(set(vals)) > 1:
                 print(f"  --> i={i} j={j} differs across mono readings")
     for mono in (1, 0, -1):
-        tmin = tmin_table(n, nlev, f, c, mono, inst["ir"])
+        tmin = tmin_table(n, nlev, f, c, mono, inst.get("use_ir", inst.get("ir", 1)))
         print(f"--- mono = {mono}: tmin = {[[None if x is None else str(x) for x in row] for row in tmin]}")
         w, mu = mskc_params(n, nlev, s, f, v, tmin, B)
         print("  w  =", [[None if x is None else str(x) for x in row] for row in w])
@@ -845,9 +867,10 @@ def _report_mh(inst):
 if __name__ == "__main__":
     import pathlib
     data = pathlib.Path(__file__).resolve().parent.parent / "specs" / "data"
-    for name, inst, fn in (("K1", K1, "knapsack_K1.toml"), ("K3", K3, "knapsack_K3.toml")):
-        p = data / fn
-        if p.exists():
+    for name, inst, fn in (("K1", K1, "knapsack_K1.toml"), ("K3", K3, "knapsack_K3.toml"),
+                           ("K1F", K1F, None)):
+        p = data / fn if fn else None
+        if p is not None and p.exists():
             d = load_instance(p)
             assert all(d[k] == inst[k] for k in inst), f"{fn} differs from the built-in {name}"
             print(f"({fn} matches the built-in instance)")

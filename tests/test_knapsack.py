@@ -40,7 +40,7 @@ def _tmin(inst, mono=1, ir=1):
     return ref.tmin_table(inst["n"], inst["nlev"], inst["f"], inst["c"], mono, ir)
 
 
-@pytest.mark.parametrize("name", ["knapsack_K1.toml", "knapsack_K3.toml"])
+@pytest.mark.parametrize("name", ["knapsack_K1.toml", "knapsack_K3.toml", "knapsack_K1F.toml"])
 def test_min_pay_contracts_equal_exact_vertex_enumeration(name):
     inst = _load(name)
     r = _solve(inst)
@@ -103,7 +103,7 @@ def test_ir_binds_for_single_level_jobs():
     assert all(r0.reports["tmin"][(i + 1, 1)] == pytest.approx(0, abs=1e-9) for i in range(inst["n"]))
 
 
-@pytest.mark.parametrize("name", ["knapsack_K1.toml", "knapsack_K3.toml"])
+@pytest.mark.parametrize("name", ["knapsack_K1.toml", "knapsack_K3.toml", "knapsack_K1F.toml"])
 def test_mskc_lp_dominance_and_policy_values(name):
     inst = _load(name)
     n, nlev, s, f, v, B = (inst[k] for k in ("n", "nlev", "s", "f", "v", "B"))
@@ -229,7 +229,8 @@ def _sequence_value(seq, inst, tmin, B):
     return total
 
 
-@pytest.mark.parametrize("name, B", [("knapsack_K1.toml", 1.0), ("knapsack_K1.toml", 0.55), ("knapsack_K3.toml", 0.7)])
+@pytest.mark.parametrize("name, B", [("knapsack_K1.toml", 1.0), ("knapsack_K1.toml", 0.55), ("knapsack_K3.toml", 0.7),
+                                     ("knapsack_K1F.toml", 1.0)])
 def test_skc_branches_equal_an_independent_evaluation(name, B):
     inst = _load(name)
     assert not ref.partial_sums_hit_B(inst["n"], inst["s"], B)
