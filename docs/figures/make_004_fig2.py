@@ -1,8 +1,8 @@
 """Paper 004 (Paid with Models, AAAI 2025), Fig. 2 (top and bottom): the optimal contract of the two-type case
 (Section 6.1, c = (0.02, 0.01)) under incomplete information, against the probability p1 of the high-cost
 type and the number of participants N.  Each point is `specs/cml_two_type.mech` solved by mechdsl with
-p = (p1, 1 - p1) and N set (the first-moment problem, all-pairs IC, verified), and again with info = 0
-(complete information: no IC) for the bottom row: the information cost (the accuracy lost to IC) and each
+p = (p1, 1 - p1) and N set (the first-moment problem, all-pairs IC, verified), and again without its IC family
+(complete information) for the bottom row: the information cost (the accuracy lost to IC) and each
 type's information rent u_i - f_i.
 
     python docs/figures/make_004_fig2.py            # ~2 minutes: 2 x 39 x 7 solves
@@ -29,17 +29,22 @@ import mechdsl  # noqa: E402
 from mechdsl.plot import save  # noqa: E402
 
 SPEC = ROOT / "specs" / "cml_two_type.mech"
+# Complete information (the bottom row): the same spec without its IC family.
+IC_LINE = "ic IC[i in 1..I, j in 1..I: i != j]: u(i, i) >= u(i, j);"
 P1 = [round(0.025 * k, 3) for k in range(1, 40)]     # 0.025 ... 0.975 (the paper: p1 in (0, 1))
 NS = [2, 3, 5, 10, 20, 50, 100]                      # the paper: N in [2, 100]
 
 
 def solve_grid(p1s, ns):
+    text = SPEC.read_text()
+    assert IC_LINE in text, "the IC family of specs/cml_two_type.mech changed: update IC_LINE"
+    complete = _Complete(text.replace(IC_LINE, "# (complete information: no IC)"))
     rows = []
     for n in ns:
         for p1 in p1s:
             over = {"p": [p1, round(1 - p1, 10)], "N": n}
             res = mechdsl.load(SPEC, overrides=over).solve()
-            full = mechdsl.load(SPEC, overrides={**over, "info": 0}).solve()   # complete information: no IC
+            full = complete.solve(overrides=over)
             m, t = res.variables["m"], res.variables["t"]
             c, f = res.parameters["c"], res.parameters["f"]
             rows.append({"p1": p1, "N": n, "status": res.status, "verified": bool(res.verification.ok),
@@ -52,6 +57,16 @@ def solve_grid(p1s, ns):
                          "value_alone1": res.parameters["value_alone"][(1,)],
                          "value_alone2": res.parameters["value_alone"][(2,)]})
     return rows
+
+
+class _Complete:
+    """The complete-information model: the spec's text without IC (the coordinator knows each type)."""
+
+    def __init__(self, text):
+        self.text = text
+
+    def solve(self, overrides):
+        return mechdsl.loads(self.text, filename="cml_two_type_complete.mech", overrides=overrides).solve()
 
 
 def draw(rows, p1s, ns, out_stem: Path):
@@ -84,7 +99,7 @@ def draw(rows, p1s, ns, out_stem: Path):
         ax.tick_params(labelsize=8)
     axes.flat[0].legend(fontsize=7, frameon=False, ncol=2)
     fig.suptitle("Paper 004, Fig. 2: the optimal contract under incomplete information against p1 and N, "
-                 "c = (0.02, 0.01); bottom row: against the complete-information solution (info = 0, no IC)\n"
+                 "c = (0.02, 0.01); bottom row: against the complete-information solution (no IC)\n"
                  "specs/cml_two_type.mech solved by mechdsl at every point (dashed: the stand-alone levels of "
                  "Eq. (2))", fontsize=10, x=0.01, ha="left")
     fig.tight_layout(rect=(0, 0, 1, 0.955))
