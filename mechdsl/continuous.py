@@ -123,15 +123,19 @@ def _affine(truth: Vec, margin: Vec, a: float, b: float):
     at_a, at_b = m[0] >= 0, m[-1] >= 0
     if at_a == at_b:
         return (None, bool(at_a))
-    hit = _secant(truth, margin, np.array([a]), np.array([b]), np.array([bool(at_b)]))
+    hit = _secant(truth, margin, np.array([a]), np.array([b]), np.array([bool(at_b)]), known=(m[:1], m[-1:]))
     return None if hit is None else (float(hit[0]), bool(at_a))
 
 
-def _secant(truth: Vec, margin: Vec, lo, hi, right):
-    """Where the margin is affine on the bracket, its root, checked to be a switch of ``truth``; else None."""
+def _secant(truth: Vec, margin: Vec, lo, hi, right, known=None):
+    """Where the margin is affine on the bracket, its root, checked to be a switch of ``truth``; else None.
+    ``known``: the margin at lo and hi, when already evaluated."""
     n = len(lo)
-    both = np.broadcast_to(np.asarray(margin(np.concatenate([lo, hi])), dtype=float), (2 * n,))
-    ml, mh = both[:n], both[n:]
+    if known is None:
+        both = np.broadcast_to(np.asarray(margin(np.concatenate([lo, hi])), dtype=float), (2 * n,))
+        ml, mh = both[:n], both[n:]
+    else:
+        ml, mh = known
     with np.errstate(all="ignore"):
         root = lo - ml * (hi - lo) / (mh - ml)
     if not np.all(np.isfinite(root)) or np.any(root < lo) or np.any(root > hi):
