@@ -239,6 +239,10 @@ class Model:
             raise _locate(self.module, exc) from None
         res.timings["reports"] = time.perf_counter() - t
         res.aux = {f"{n}[{','.join(map(str, k))}]" if k else n: v for (n, k), v in self.instance().aux_results.items()}
+        inst = self.instance()
+        if inst.quadratures:
+            res.notes.append(f"continuous expectations: {inst.quadratures} integral(s) by Gauss-Legendre on the "
+                             f"pieces between switch points; largest error estimate {inst.quadrature_error:.2g}")
 
     def _solve_main(self, opts: SolveOptions, t0: float) -> Result:
         inst = self.instance()

@@ -121,8 +121,8 @@ def _affine(truth: Vec, margin: Vec, a: float, b: float):
     if np.max(np.abs(m - line)) > 1e-13 * max(1.0, float(np.max(np.abs(m)))):
         return None
     at_a, at_b = m[0] >= 0, m[-1] >= 0
-    if at_a == at_b:
-        return (None, bool(at_a))
+    if at_a == at_b:  # no sign change at the ends: an affine margin has no switch, but 5 samples cannot tell
+        return None   # a kinked one from it (max(0, ...)); the grid decides
     hit = _secant(truth, margin, np.array([a]), np.array([b]), np.array([bool(at_b)]), known=(m[:1], m[-1:]))
     return None if hit is None else (float(hit[0]), bool(at_a))
 
@@ -305,7 +305,8 @@ class Prior:
             x, w = _nodes(v[:-1], v[1:])
             self._iron_nodes = (x, self.pdf(x) * w)
         x, pw = self._iron_nodes
-        inc = (_full(g, x) * pw).sum(axis=1)
+        with np.errstate(all="ignore"):
+            inc = (_full(g, x) * pw).sum(axis=1)
         if not np.all(np.isfinite(inc)):
             raise PriorError("the function ironed is not finite on the support")
         dq = 1.0 / IRON_CELLS

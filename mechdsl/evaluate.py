@@ -629,7 +629,7 @@ class Evaluator:
         return choose
 
     # ------------------------------------------------------ continuous priors
-    def _vec(self, expr, x: sp.Symbol):
+    def _along(self, expr, x: sp.Symbol):
         """``expr`` as a function of the array bound to ``x`` (and the scalars of env): vectorised where the
         form allows, else point by point."""
         vec_ev = self if self.target.vector else self._vector_evaluator()
@@ -663,7 +663,7 @@ class Evaluator:
         a comparison; else None).  A comparison holds within a relative CMP_TOL, so that rounding does not
         decide it where the two sides are equal."""
         if isinstance(cond, sp.core.relational.Relational) and cond.rel_op in ("<", "<=", ">", ">="):
-            fl, fr = self._vec(cond.lhs, x), self._vec(cond.rhs, x)
+            fl, fr = self._along(cond.lhs, x), self._along(cond.rhs, x)
             big = cond.rel_op in (">", ">=")
 
             def margin(env, xs):
@@ -671,7 +671,7 @@ class Evaluator:
                 slack = tol * np.maximum(1.0, np.maximum(np.abs(a), np.abs(b)))
                 return (a - b + slack) if big else (b - a + slack)
             return (lambda env, xs: margin(env, xs) >= 0), margin
-        fc = self._vec(cond, x)
+        fc = self._along(cond, x)
         return (lambda env, xs: fc(env, xs) != 0), None
 
     def _prior(self, name: str) -> "continuous.Prior":
@@ -688,17 +688,23 @@ class Evaluator:
         def run(env, pol):
             prior = self._prior(t.name)
             xv = fx(env, 0)
-            out = getattr(prior, method)(xv)
-            return float(out) if np.ndim(out) == 0 else out
+            try:
+                out = getattr(prior, method)(xv)
+            except continuous.PriorError as exc:
+                raise EvalError(f"{method}({t.name}, ...): {exc}") from None
+            if np.ndim(out) == 0:
+                out = float(out)
+                if not math.isfinite(out):
+                    raise EvalError(f"{method}({t.name}, {xv:g}) is not a finite number (the density is 0 there, "
+                                    "or the point is outside the support)")
+            return out
         return run
 
     def _iron(self, e) -> Fn:
         t, g, arg, x = e.args
-        fg = self._vec(g, arg)
+        fg = self._along(g, arg)
         fx = self.compile(x)
-        labels = {a for n in sp.preorder_traversal(g) if isinstance(n, (PriorFn, Iron)) for a in n.args[:2]
-                  if isinstance(a, sp.Symbol)}  # names of priors and functions, not values
-        free = sorted((s for s in g.free_symbols - labels if s != arg), key=lambda s: s.name)
+        free = sorted(_value_symbols(g) - {arg}, key=lambda s: s.name)  # what g's value depends on besides arg
         cache: dict = {}
 
         def run(env, pol):
@@ -722,9 +728,9 @@ class Evaluator:
         truth, margin = self._truth_vec(cond, x)
 
         def run(env, pol):
+            if any(isinstance(val, np.ndarray) for val in env.values()):
+                raise VectorUnsupported("inf{...} under vectorised indices")  # the grid is the vector here
             a, b = flo(env, 0), fhi(env, 0)
-            if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-                raise VectorUnsupported("inf{...} over vectorised bounds")
             if not (math.isfinite(a) and math.isfinite(b)) or a > b:
                 raise EvalError(f"{op.name}{{...}}: [{a:g}, {b:g}] is not an interval")
             return continuous.infimum(lambda xs: truth(env, xs), float(a), float(b), sup=op.name == "sup",
@@ -734,13 +740,17 @@ class Evaluator:
     def _continuous_expect(self, e, prior) -> Fn:
         body, label, cond = e.args
         cond = None if cond is sp.true else cond
-        fb = self._vec(body, label)
+        fb = self._along(body, label)
         fc, fm = self._truth_vec(cond, label) if cond is not None else (None, None)
+        inner = _inner_binders(body)
         rels = [r for r in sp.preorder_traversal(body) if isinstance(r, sp.core.relational.Relational)
-                and label in r.free_symbols]
+                and label in r.free_symbols and not (r.free_symbols & inner)]
         switches = [self._truth_vec(r, label, tol=0.0) for r in rels]  # where the body's branches switch: exact
 
         def run(env, pol):
+            if any(isinstance(val, np.ndarray) for val in env.values()):
+                raise VectorUnsupported("E[...] of a continuous type under vectorised indices")
+
             def bind(f):
                 return (lambda xs: f(env, xs)) if f is not None else None
             try:
@@ -875,6 +885,39 @@ class Evaluator:
         ops = {"==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<=": lambda a, b: a <= b,
                ">=": lambda a, b: a >= b, "<": lambda a, b: a < b, ">": lambda a, b: a > b}[op]
         return lambda env, pol: ops(fa(env, 0), fb(env, 0))
+
+
+def _value_symbols(e) -> set:
+    """The symbols an expression's value depends on: not the names in cdf(v, x) / iron(v, g, x) (the prior's
+    label) nor iron's own argument, but every symbol of their points and functions."""
+    if isinstance(e, PriorFn):
+        return _value_symbols(e.args[2])
+    if isinstance(e, Iron):
+        return (_value_symbols(e.args[1]) - {e.args[2]}) | _value_symbols(e.args[3])
+    if isinstance(e, sp.Symbol):
+        return {e}
+    if not isinstance(e, sp.Basic):
+        return set()
+    out = set()
+    for a in e.args:
+        out |= _value_symbols(a)
+    return out
+
+
+def _inner_binders(e) -> set:
+    """Symbols bound inside ``e`` (iteration indices, inf/sup binders, nested E subjects, iron's argument)."""
+    out = set()
+    for n in sp.preorder_traversal(e):
+        if isinstance(n, DomainNode):
+            for pair in n.args[0]:
+                out |= set(pair[0])
+        elif isinstance(n, Infimum):
+            out.add(n.args[1])
+        elif isinstance(n, Expectation):
+            out.add(n.args[1])
+        elif isinstance(n, Iron):
+            out.add(n.args[2])
+    return out
 
 
 def _vector_profile_op(kind, v, i, pos: dict, r):

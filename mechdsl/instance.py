@@ -77,8 +77,9 @@ class Instance:
         self.priors: dict[str, continuous.Prior] = {}
         self.quadrature_error = 0.0
         self.quadratures = 0
-        self._groups = _recurrence_groups(mech)
+        self._groups = _recurrence_groups(mech, exclude=set(self.data))  # a param given data is not computed
         self._bound_groups: set = set()
+        self._early: set = set()
         self.aux_results: dict[tuple[str, tuple], dict[str, float]] = {}
         self.aux_status: dict[tuple[str, tuple], str] = {}
         self._aux_active: set = set()
@@ -316,7 +317,7 @@ class Instance:
         a, b = (self.ev.value(x) for x in d.node.args)
         density = None
         if d.density is not None:
-            density_of = self.ev._vec(d.density, sp.Symbol(d.name))
+            density_of = self.ev._along(d.density, sp.Symbol(d.name))
             density = lambda xs: density_of({}, xs)  # noqa: E731
         try:
             prior = continuous.Prior(d.name, float(a), float(b), density)
@@ -391,6 +392,17 @@ class Instance:
         self.ev.domain_keys(d.domain)  # validates the index set now; results are computed on use
 
     def _bind_ParamDef(self, d: ir.ParamDef):
+        if d.name in self._early:
+            return  # bound already: given data, and read by an earlier member of its system of recurrences
+        if isinstance(d.value, sp.Basic) and d.domain is not None:
+            for name in sorted(_names_in(d.value, set()) & set(self.data)):  # a later member given data
+                later = self.mech.decl(name)
+                if isinstance(later, ir.ParamDef) and name not in self.params and name != d.name:
+                    self._early.add(name)
+                    self._bind_ParamDef_now(later)
+        self._bind_ParamDef_now(d)
+
+    def _bind_ParamDef_now(self, d: ir.ParamDef):
         keys = self.ev.domain_keys(d.domain) if d.domain else [()]
         if keys and any(isinstance(c, tuple) for c in keys[0]):  # indexed by profiles: keys are flat
             keys = [_flatten(k) for k in keys]
@@ -407,8 +419,8 @@ class Instance:
             group = self._groups.get(d.name)
             if d.domain is None:
                 values = {(): self._num(self.ev.value(d.value), d, where)}
-            elif group is not None:  # defined in a cycle: bottom-up, with the other params of the cycle
-                if d.name in self._bound_groups:
+            elif group is not None:  # defined in a cycle: bottom-up, with the other params of the cycle, bound at
+                if d.name != group[-1]:  # the last one's declaration (when everything declared between is bound)
                     return
                 return self._bind_group(group)
             else:
@@ -636,13 +648,14 @@ def _names_in(obj, out: set):
     return out
 
 
-def _recurrence_groups(mech: ir.Mechanism) -> dict[str, list[str]]:
+def _recurrence_groups(mech: ir.Mechanism, exclude=frozenset()) -> dict[str, list[str]]:
     """Indexed params defined in a cycle (through themselves, each other or aux problems, as R[h] =
     A[h].objective with A[h] reading R[h - l]): name -> the params of its cycle, in declaration order."""
     params = mech.params
     refs = {}
     for d in mech.data_decls:
-        if isinstance(d, ir.ParamDef) and d.domain is not None and isinstance(d.value, sp.Basic):
+        if isinstance(d, ir.ParamDef) and d.domain is not None and isinstance(d.value, sp.Basic) \
+                and d.name not in exclude:
             refs[d.name] = _names_in(d.value, set())
         elif isinstance(d, ir.AuxDef):
             refs[d.name] = _names_in((d.problem, d.tiebreak), set())

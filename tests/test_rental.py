@@ -274,3 +274,38 @@ def test_a_discretised_continuous_type_converges_as_the_grid_is_refined():
         assert r.objective == pytest.approx(float(best), abs=1e-9)
         errors.append(abs(r.objective - 0.25))
     assert errors[0] > errors[1] > errors[2] and errors[2] <= 1 / (4 * 160) + 1e-12  # first order in the cell width
+
+
+# ---------------------------------------------------------------- review findings (each was wrong or crashed)
+@pytest.mark.parametrize("src, name, want", [
+    ("type v in [0, 1] ~ uniform;\nvar x >= 0, <= 1;\nmaximize x;", None, 1.0),          # a menu with a continuous type
+    ("type v in [0, 1] ~ uniform;\nvar x >= 0, <= 10;\nconstraint c: x >= E[v](v);\nminimize x;", None, 0.5),
+    ("type v in [0, 1] ~ uniform;\ntype w in [0, 1] ~ uniform;\n"
+     "param b[i in 1..3] = inf{v in [0, 1]: iron(w, -w*v, 0.3) + iron(w, -w*cdf(v), 0.3) <= -i/8};\nreport r = b[2];",
+     "r", 0.25),                                                                           # iron's cache key
+    ("param a = inf{x in [0, 1]: max(0, 0.1 - abs(x - 0.6)) >= 0.05};\nreport r = a;", "r", 0.55),   # kinked margin
+    ("param b = sup{x in [0, 1]: max(0, 0.1 - abs(x - 0.6)) >= 0.05};\nreport r = b;", "r", 0.65),
+    ("param n[j in 1..257] = inf{x in [0, 1]: x >= j/100 + 0.5 and x <= 2};\nreport r = n[3];", "r", 0.53),
+    ("type v in [0, 1] ~ uniform;\nparam m = E[v](sum{k in 1..3} (if k/4 <= v then 1 else 0));\nreport r = m;", "r", 1.5),
+    ("type v in [0, 1] ~ uniform;\ntype w in [0, 1] ~ uniform;\nparam m = E[v](E[w](v*w));\nreport r = m;", "r", 0.25),
+    ("param R[h in 0..3] = if h == 0 then 0 else theta[h] + R[h-1];\nparam c = 2;\n"
+     "param theta[h in 1..3] = c + R[h-1];\nreport r = R[3];", "r", 14),                   # bound at the last member
+])
+def test_review_findings(src, name, want):
+    r = run(src)
+    got = r.objective if name is None else r.reports[name][()]
+    assert got == pytest.approx(want, abs=1e-9)
+
+
+def test_data_for_a_member_of_a_system_of_recurrences_is_used():
+    src = ("param R[h in 0..3] = if h == 0 then 0 else theta[h] + R[h-1];\n"
+           "param theta[h in 1..3] = 1 + R[h-1];\nreport r = R[3];")
+    assert run(src).reports["r"][()] == 7
+    assert run(src, theta=[10, 10, 10]).reports["r"][()] == 30
+
+
+def test_a_virtual_value_where_the_density_is_zero_is_a_located_error():
+    with pytest.raises(MechError) as exc:
+        mechdsl.loads("type w in [0, 1] ~ density(if w < 0.5 then 0 else 2);\nparam r = phibar(w, 0.7);",
+                      filename="z.mech").solve()
+    assert "z.mech:2:" in str(exc.value) and "not finite" in str(exc.value)

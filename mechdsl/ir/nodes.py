@@ -120,6 +120,11 @@ class TypeDef:
     density: sp.Expr | None = None  # a continuous type (node an IInterval): its density in Symbol(name); None: uniform
     grid: sp.Expr | None = None     # a continuous type discretised on this many equal cells
 
+    @property
+    def continuous(self) -> bool:
+        """A continuous type used by quadrature (not discretised on a grid)."""
+        return type(self.node).__name__ == "IInterval" and self.grid is None
+
 
 @dataclass(frozen=True)
 class PopulationDef:
@@ -230,7 +235,8 @@ class Mechanism:
 
     @property
     def types(self) -> tuple[TypeDef, ...]:
-        return tuple(d for d in self.data_decls if isinstance(d, TypeDef))
+        """The finite types (a menu row each); a continuous type (``[a, b] ~ ...`` without a grid) is not one."""
+        return tuple(d for d in self.data_decls if isinstance(d, TypeDef) and not d.continuous)
 
     @property
     def auxes(self) -> dict[str, AuxDef]:

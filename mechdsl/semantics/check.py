@@ -292,8 +292,9 @@ class Checker:
             # An indexed param may refer to itself at other indices (a recurrence, evaluated bottom-up), and
             # to a later indexed param that refers back to it (a system of recurrences, as R[h] and theta[h]).
             provisional = [d] if dim > 0 and self.lookup(d.name) is None else []
-            provisional += [d2 for name, (k, d2) in self._later.items()
-                            if k > self._pos and self.lookup(name) is None and name != d.name]
+            if dim > 0:  # only an indexed param may be part of a system of recurrences
+                provisional += [d2 for name, (k, d2) in self._later.items()
+                                if k > self._pos and self.lookup(name) is None and name != d.name]
             for d2 in provisional:
                 self.table[d2.name] = Symbol("param", sum(len(it.binders) or 1 for it in d2.index.items), d2)
             self._cur_param, self._refs[d.name] = d.name, set()
