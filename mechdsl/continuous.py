@@ -265,14 +265,14 @@ class Prior:
             if self.density is None:
                 v = self.a + q * (self.b - self.a)
             else:
-                j = np.clip(np.searchsorted(self._cum, q, side="left") - 1, 0, _DENSITY_CELLS - 1)
+                qt = np.clip(q, 1e-14, 1 - 1e-14)  # the ends: where the mass starts and stops (a density may be 0)
+                j = np.clip(np.searchsorted(self._cum, qt, side="left") - 1, 0, _DENSITY_CELLS - 1)
                 lo, hi = self._edges[j].copy(), self._edges[j + 1].copy()
                 for _ in range(60):  # bisection on the cdf: monotone, exact to rounding
                     mid = (lo + hi) / 2
-                    below = self.cdf(mid) < q
+                    below = self.cdf(mid) < qt
                     lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
                 v = (lo + hi) / 2
-                v[0], v[-1] = self.a, self.b
             self._quantiles = v
         return self._quantiles
 

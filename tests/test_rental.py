@@ -305,7 +305,12 @@ def test_data_for_a_member_of_a_system_of_recurrences_is_used():
 
 
 def test_a_virtual_value_where_the_density_is_zero_is_a_located_error():
+    src = "type w in [0, 1] ~ density(if w < 0.5 then 0 else 2);\n"
+    # on the support [0.5, 1]: F = 2(x - 1/2), phi = 2x - 1, increasing, so phibar = phi; ironing starts where
+    # the mass starts (F^-1(0) = 1/2, not 0)
+    r = mechdsl.loads(src + "param r = phibar(w, 0.7);\nparam s = iron(w, -w, 0.7);\nreport r; report s;").solve()
+    assert r.reports["r"][()] == pytest.approx(0.4, abs=1e-12)
+    assert r.reports["s"][()] == pytest.approx(-0.75, abs=1e-12)     # -w ironed: its mean on the support
     with pytest.raises(MechError) as exc:
-        mechdsl.loads("type w in [0, 1] ~ density(if w < 0.5 then 0 else 2);\nparam r = phibar(w, 0.7);",
-                      filename="z.mech").solve()
-    assert "z.mech:2:" in str(exc.value) and "not finite" in str(exc.value)
+        mechdsl.loads(src + "param r = phi(w, 0.2);", filename="z.mech").solve()
+    assert "z.mech:2:" in str(exc.value) and "not a finite number" in str(exc.value)
