@@ -314,3 +314,13 @@ def test_a_virtual_value_where_the_density_is_zero_is_a_located_error():
     with pytest.raises(MechError) as exc:
         mechdsl.loads(src + "param r = phi(w, 0.2);", filename="z.mech").solve()
     assert "z.mech:2:" in str(exc.value) and "not a finite number" in str(exc.value)
+
+
+@pytest.mark.parametrize("clause, what", [("payment 7", "menu_payment_is_1_2_or_3"),
+                                          ("margin -1", "menu_margin_is_nonnegative")])
+def test_stagewise_rejects_bad_payment_and_margin(clause, what):
+    from mechdsl.mechanisms.stagewise import EXAMPLE
+
+    with pytest.raises(MechError) as exc:
+        mechdsl.loads(EXAMPLE.replace("days 2;", f"days 2 {clause};"), filename="s.mech").solve()
+    assert "s.mech:5:" in str(exc.value) and what in str(exc.value)

@@ -12,6 +12,8 @@ day (``M_pay[k, d]``, 0 after the rental ends).  With ``def``s ``M_value(k)`` (t
   max_d M_paid(k, d)/d.  A binary ``M_out[j, k]`` says j cannot, witnessed by a day d with
   M_paid(k, d) >= d*VAL(j) + DELTA (binary ``M_day[j, k, d]``).  DELTA = 0 (the default) gives the
   supremum of the strict filter; DELTA > 0 a margin;
+* **data checks**: ``payment`` must be 1, 2 or 3 and ``margin`` nonnegative (data-only rows: a violation is
+  an error at the declaration);
 * **truthfulness among affordable bids**: type j prefers its own option to every option k it can place
   (big-M off exactly where ``M_out[j, k] = 1``).  Ties go to the designer (weak inequalities).
 
@@ -26,6 +28,8 @@ from . import MechanismKind
 from .template import expand
 
 TEMPLATE = """
+constraint {N}_payment_is_1_2_or_3: (__PAY__ - 1) * (__PAY__ - 2) * (__PAY__ - 3) == 0;
+constraint {N}_margin_is_nonnegative: __MARGIN__ >= 0;
 var {N}_x[{B} in __S__, _sw_l in 0..__DAYS__] binary;
 var {N}_pay[{B} in __S__, _sw_d in 1..__DAYS__] >= 0;
 def {N}_value({B}) = __VAL__;
