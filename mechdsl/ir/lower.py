@@ -53,6 +53,8 @@ def constant_problem(r: sp.Basic) -> str | None:
         return "is not finite (a division by zero, or log of 0)"
     if r is sp.I or any(a is sp.I for a in r.args):
         return "is not a real number"
+    if isinstance(r, (sp.Mul, sp.Add)) and any(a.is_Number and abs(a) > _MAX_FLOAT for a in r.args):
+        return "is too large for a double (beyond 1.8e308)"  # a folded coefficient, as 10^309 in x * 1e308 * 10
     if r.is_number and not isinstance(r, _BOOLEAN):
         if r.is_real is False:
             return "is not a real number"
