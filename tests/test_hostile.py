@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+import mechdsl
 from mechdsl.cli import main
+from mechdsl.errors import MechError
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 LOCATED = re.compile(r"^\S+:\d+:\d+: error: ", re.MULTILINE)
@@ -250,3 +252,9 @@ def test_each_compiler_raises_a_located_eval_error(compiler):
     assert err.value.exit_code == 2
     assert err.value.span is not None and err.value.span.line == 2
     assert "var x[3] has lower bound 3 above its upper bound 1" in err.value.message
+
+
+def test_a_folded_coefficient_beyond_a_double_is_a_located_error():  # fuzz finding (seed 7)
+    with pytest.raises(MechError) as exc:
+        mechdsl.loads("var x >= 0, <= 1;\nmaximize x * 1e308 * 10;", filename="o.mech").solve()
+    assert "o.mech:2:" in str(exc.value) and "too large for a double" in str(exc.value)
