@@ -46,7 +46,7 @@ class _Need(BaseException):
     """Control flow of bottom-up evaluation: ``what`` (("param"|"aux", name, key)) is needed first.
 
     A BaseException, so that no ``except Exception`` on the way (vector fallbacks, solver wrappers) takes it:
-    the driver (:meth:`Instance._recurrence` / :meth:`Instance.aux_result`) computes ``what`` and retries.
+    the driver (:meth:`Instance._recurrence_system` / :meth:`Instance.aux_result`) computes ``what`` and retries.
     """
 
     def __init__(self, what: tuple):
@@ -78,7 +78,6 @@ class Instance:
         self.quadrature_error = 0.0
         self.quadratures = 0
         self._groups = _recurrence_groups(mech, exclude=set(self.data))  # a param given data is not computed
-        self._bound_groups: set = set()
         self._early: set = set()
         self.aux_results: dict[tuple[str, tuple], dict[str, float]] = {}
         self.aux_status: dict[tuple[str, tuple], str] = {}
@@ -445,15 +444,11 @@ class Instance:
         together, bottom-up, at the first one's declaration."""
         decls = [self.mech.decl(n) for n in names]
         wheres = [DataSource(str(d.span), d.span, self.mech.source) for d in decls]
-        self._bound_groups.update(names)
         tables = self._recurrence_system(decls, wheres)
         for d, where in zip(decls, wheres):
             self._check_domain(d, tables[d.name], where)
             self.param_keys[d.name] = list(tables[d.name])
             self.params[d.name] = tables[d.name]
-
-    def _recurrence(self, d: ir.ParamDef, where) -> dict:
-        return self._recurrence_system([d], [where])[d.name]
 
     def _recurrence_system(self, decls: list, wheres: list) -> dict:
         """Params defined in terms of themselves (and each other) at other indices, evaluated bottom-up with
