@@ -98,7 +98,7 @@ def switch_points(truth: Vec, a: float, b: float, grid: int = INF_GRID, margin: 
     if margin is not None:
         fast = _affine(truth, margin, a, b)
         if fast is not None:
-            return [] if fast[0] is None else [fast[0]]
+            return [fast[0]]
     xs = np.linspace(a, b, grid)
     t = np.broadcast_to(np.asarray(truth(xs), dtype=bool), xs.shape)
     cells = np.nonzero(t[1:] != t[:-1])[0]
@@ -111,8 +111,8 @@ def switch_points(truth: Vec, a: float, b: float, grid: int = INF_GRID, margin: 
 
 
 def _affine(truth: Vec, margin: Vec, a: float, b: float):
-    """Where the margin is affine on [a, b] (checked at 5 points): (its switch point or None, truth at a);
-    else None.  One evaluation, and one more to confirm the switch."""
+    """Where the margin is affine on [a, b] (checked at 5 points) and changes sign there: (its switch point,
+    truth at a); else None (the caller's grid decides).  One evaluation, and one more to confirm the switch."""
     xs = np.linspace(a, b, 5)
     m = np.broadcast_to(np.asarray(margin(xs), dtype=float), xs.shape)
     if not np.all(np.isfinite(m)):
@@ -180,8 +180,6 @@ def infimum(truth: Vec, a: float, b: float, sup: bool = False, margin: Vec | Non
         fast = _affine(truth, margin, a, b)
         if fast is not None:
             root, at_a = fast
-            if root is None:
-                return (a if not sup else b) if at_a else (b if not sup else a)
             if not sup:
                 return a if at_a else root
             return root if at_a else b

@@ -393,7 +393,7 @@ class Instance:
     def _bind_ParamDef(self, d: ir.ParamDef):
         if d.name in self._early:
             return  # bound already: given data, and read by an earlier member of its system of recurrences
-        if isinstance(d.value, sp.Basic) and d.domain is not None:
+        if self.data and isinstance(d.value, sp.Basic) and d.domain is not None:
             for name in sorted(_names_in(d.value, set()) & set(self.data)):  # a later member given data
                 later = self.mech.decl(name)
                 if isinstance(later, ir.ParamDef) and name not in self.params and name != d.name:
